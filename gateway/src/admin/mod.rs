@@ -1,0 +1,131 @@
+//! The admin listener: the LiveTip specification's monitoring routes, the payments API
+//! and the development-only test webhook. Separate from the public listener, every
+//! route behind a bearer token, and the only part of the gateway that uses the database.
+
+pub mod monitoring;
+pub mod payments;
+pub mod query;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use sea_orm::DatabaseConnection;
+use serde_json::json;
+use shared::secret::SecretList;
+
+use crate::error::{ApiError, Dialect, json_response};
+use crate::http::router::finish;
+use crate::http::server::Handler;
+use crate::ingest;
+use crate::state::{AppState, RequestContext};
+
+/// What the admin routes share.
+#[derive(Debug)]
+pub struct AdminState {
+    /// Read by the monitoring routes, written by `POST /payments`.
+    pub db: DatabaseConnection,
+    /// `None`: no authentication (only allowed on loopback).
+    pub token: Option<SecretList>,
+    /// `POST /test-webhook` is on.
+    pub development: bool,
+    /// The public side, for `/test-webhook`'s trip through the real path.
+    pub app: Arc<AppState>,
+}
+
+/// The admin listener's routes.
+#[derive(Clone, Debug)]
+pub struct AdminRoutes(pub Arc<AdminState>);
+
+impl Handler for AdminRoutes {
+    async fn handle(&self, client_ip: IpAddr, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        let ctx = RequestContext::new(client_ip);
+        let method = request.method().clone();
+        // `/test-webhook` answers exactly as `/webhook` would, errors included.
+        let dialect = if request.uri().path() == "/test-webhook" {
+            Dialect::LiveTip
+        } else {
+            Dialect::Plain
+        };
+        let mut response = match route(&self.0, &ctx, request).await {
+            Ok(response) => response,
+            Err(error) => {
+                if matches!(error, ApiError::DatabaseUnavailable(_)) {
+                    tracing::warn!(error = %error, cause = ?std::error::Error::source(&error), "admin route without database");
+                }
+                error.into_response(dialect)
+            }
+        };
+        finish(&ctx, &method, &mut response);
+        response
+    }
+}
+
+fn authorize(state: &AdminState, request: &Request<Incoming>) -> Result<(), ApiError> {
+    let Some(tokens) = &state.token else {
+        return Ok(());
+    };
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes())
+        .and_then(|v| {
+            v.strip_prefix(b"Bearer ")
+                .or_else(|| v.strip_prefix(b"bearer "))
+        })
+        .map(<[u8]>::trim_ascii)
+        .filter(|v| !v.is_empty());
+    match presented {
+        None => Err(ApiError::MissingCredential),
+        Some(token) if tokens.matches(token) => Ok(()),
+        Some(_) => Err(ApiError::InvalidCredential),
+    }
+}
+
+async fn route(
+    state: &AdminState,
+    ctx: &RequestContext,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    let path = request.uri().path().to_owned();
+    let method = request.method().clone();
+    // Unknown paths get 404 only after authentication: the surface stays unmapped.
+    authorize(state, &request)?;
+    let allow = |allowed: &'static str, ok: bool| {
+        if ok {
+            Ok(())
+        } else {
+            Err(ApiError::MethodNotAllowed { allow: allowed })
+        }
+    };
+    match path.as_str() {
+        "/webhook-logs" => {
+            allow("GET", method == Method::GET)?;
+            monitoring::logs(&state.db, request.uri().query()).await
+        }
+        "/webhook-stats" => {
+            allow("GET", method == Method::GET)?;
+            monitoring::stats(&state.db).await
+        }
+        "/payments" => match method {
+            Method::POST => payments::create(&state.db, request).await,
+            Method::GET => payments::list(&state.db, request.uri().query()).await,
+            _ => Err(ApiError::MethodNotAllowed { allow: "GET, POST" }),
+        },
+        "/test-webhook" if state.development => {
+            allow("POST", method == Method::POST)?;
+            ingest::livetip::accept(&state.app, ctx, request).await
+        }
+        "/healthz" => Ok(json_response(StatusCode::OK, &json!({"status": "ok"}))),
+        other => match other.strip_prefix("/payments/") {
+            Some(id) if !id.is_empty() && !id.contains('/') => {
+                allow("GET", method == Method::GET)?;
+                payments::get(&state.db, id).await
+            }
+            _ => Err(ApiError::NotFound),
+        },
+    }
+}

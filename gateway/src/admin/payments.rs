@@ -1,0 +1,151 @@
+//! The payments API our users' applications call to say what they expect to be paid.
+
+use std::str::FromStr;
+
+use bytes::Bytes;
+use chrono::{SecondsFormat, Utc};
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use serde_json::{Value, json};
+use shared::db::entities::payment::{self, Column, Entity as Payments, PaymentStatus};
+use shared::money::{self, Decimal};
+use shared::payment_id;
+
+use super::query;
+use crate::error::{ApiError, json_response};
+use crate::http::body::{is_json, read_limited};
+
+/// Requests to this API are small.
+const BODY_LIMIT: u64 = 16 * 1024;
+
+/// `POST /payments {"userName", "amount", "currency"?}` -> 201 and the payment.
+pub async fn create(
+    db: &DatabaseConnection,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    if !is_json(request.headers()) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let body = read_limited(
+        request.into_body(),
+        BODY_LIMIT,
+        std::time::Duration::from_secs(10),
+    )
+    .await?;
+    let input: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::InvalidPayload(format!("body is not valid JSON: {e}")))?;
+    let user_name = match input.get("userName") {
+        Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 255 => s.trim().to_owned(),
+        _ => {
+            return Err(ApiError::InvalidPayload(
+                "userName must be a non-empty string of at most 255 bytes".into(),
+            ));
+        }
+    };
+    let amount = match input.get("amount") {
+        Some(Value::Number(n)) => Decimal::from_str(&n.to_string()).ok(),
+        Some(Value::String(s)) => Decimal::from_str(s.trim()).ok(),
+        _ => None,
+    }
+    .filter(|a| a.is_sign_positive() && !a.is_zero())
+    .ok_or_else(|| {
+        ApiError::InvalidPayload("amount must be a positive number or numeric string".into())
+    })?;
+    let currency = match input.get("currency") {
+        None | Some(Value::Null) => shared::payload::livetip::DEFAULT_CURRENCY.to_owned(),
+        Some(Value::String(c))
+            if (3..=8).contains(&c.trim().len())
+                && c.trim().chars().all(|ch| ch.is_ascii_alphabetic()) =>
+        {
+            c.trim().to_ascii_uppercase()
+        }
+        _ => {
+            return Err(ApiError::InvalidPayload(
+                "currency must be a code such as BRL".into(),
+            ));
+        }
+    };
+    let now = Utc::now();
+    let row = payment::ActiveModel {
+        id: Set(payment_id::generate()),
+        user_name: Set(user_name),
+        amount: Set(money::to_text(amount)),
+        currency: Set(currency),
+        status: Set(PaymentStatus::Pending.as_str().to_owned()),
+        livetip_payment_id: Set(None),
+        content: Set(None),
+        matched_by: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        paid_at: Set(None),
+    };
+    let created = Payments::insert(row)
+        .exec_with_returning(db)
+        .await
+        .map_err(ApiError::DatabaseUnavailable)?;
+    Ok(json_response(StatusCode::CREATED, &to_json(&created)))
+}
+
+/// `GET /payments/{id}`.
+pub async fn get(db: &DatabaseConnection, id: &str) -> Result<Response<Full<Bytes>>, ApiError> {
+    let found = Payments::find_by_id(id.to_ascii_uppercase())
+        .one(db)
+        .await
+        .map_err(ApiError::DatabaseUnavailable)?
+        .ok_or(ApiError::NotFound)?;
+    Ok(json_response(StatusCode::OK, &to_json(&found)))
+}
+
+/// `GET /payments?status=&limit=`, newest first.
+pub async fn list(
+    db: &DatabaseConnection,
+    raw_query: Option<&str>,
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    let params = query::parse(raw_query);
+    let limit = query::limit(&params, 50, 1000)?;
+    let mut select = Payments::find();
+    if let Some(status) = query::text(&params, "status") {
+        let status = PaymentStatus::parse(status).ok_or_else(|| {
+            ApiError::InvalidPayload(
+                "status must be pending, completed, failed or cancelled".into(),
+            )
+        })?;
+        select = select.filter(Column::Status.eq(status.as_str()));
+    }
+    let rows = select
+        .order_by_desc(Column::CreatedAt)
+        .order_by_desc(Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
+        .map_err(ApiError::DatabaseUnavailable)?;
+    let payments: Vec<Value> = rows.iter().map(to_json).collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"count": payments.len(), "payments": payments}),
+    ))
+}
+
+/// The payment as the API shows it. `amount` is a string so no client reads it as a
+/// float; `message` is what the payer writes in the LiveTip message.
+fn to_json(p: &payment::Model) -> Value {
+    let time = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
+    json!({
+        "id": p.id,
+        "userName": p.user_name,
+        "amount": p.amount,
+        "currency": p.currency,
+        "status": p.status,
+        "createdAt": time(p.created_at),
+        "updatedAt": time(p.updated_at),
+        "paidAt": p.paid_at.map(time),
+        "livetipPaymentId": p.livetip_payment_id,
+        "matchedBy": p.matched_by,
+        "message": p.id,
+    })
+}

@@ -1,0 +1,91 @@
+//! Query-string parsing for the admin routes (no framework on this side either).
+
+use std::collections::HashMap;
+
+use crate::error::ApiError;
+
+/// Decodes `a=1&b=x%20y` into a map; later duplicates win.
+pub fn parse(query: Option<&str>) -> HashMap<String, String> {
+    query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(key), decode(value))
+        })
+        .collect()
+}
+
+/// A non-empty parameter.
+pub fn text<'a>(params: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
+    params
+        .get(name)
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+}
+
+/// `limit`, defaulting to `default`, refusing anything but 1..=`max`.
+pub fn limit(params: &HashMap<String, String>, default: u64, max: u64) -> Result<u64, ApiError> {
+    match text(params, "limit") {
+        None => Ok(default),
+        Some(raw) => match raw.parse::<u64>() {
+            Ok(n) if n >= 1 => Ok(n.min(max)),
+            _ => Err(ApiError::InvalidPayload(format!(
+                "limit must be a whole number from 1 to {max}"
+            ))),
+        },
+    }
+}
+
+fn decode(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match raw
+                    .get(i + 1..i + 3)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or(())
+                {
+                    Ok(byte) => {
+                        out.push(byte);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_pairs() {
+        let p = parse(Some(
+            "event=payment_confirmed&status=&q=a%20b+c&bad=%zz&flag",
+        ));
+        assert_eq!(text(&p, "event"), Some("payment_confirmed"));
+        assert_eq!(text(&p, "status"), None);
+        assert_eq!(text(&p, "q"), Some("a b c"));
+        assert_eq!(text(&p, "bad"), Some("%zz"));
+        assert!(p.contains_key("flag"));
+    }
+
+    #[test]
+    fn limits() {
+        assert_eq!(limit(&parse(None), 50, 1000).ok(), Some(50));
+        assert_eq!(limit(&parse(Some("limit=5000")), 50, 1000).ok(), Some(1000));
+        assert!(limit(&parse(Some("limit=0")), 50, 1000).is_err());
+        assert!(limit(&parse(Some("limit=x")), 50, 1000).is_err());
+    }
+}

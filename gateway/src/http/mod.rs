@@ -1,0 +1,5 @@
+//! HTTP plumbing: routing, body limits, the listener.
+
+pub mod body;
+pub mod router;
+pub mod server;

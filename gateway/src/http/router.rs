@@ -1,0 +1,159 @@
+//! Maps method and path to a handler, and decorates every response the same way.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use serde_json::json;
+
+use super::server::Handler;
+use crate::audit::RejectedRequest;
+use crate::error::{ApiError, Dialect, json_response};
+use crate::ingest;
+use crate::state::{AppState, RequestContext};
+
+/// The routes of the public listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    Pluggy,
+    LiveTip,
+    Health,
+    Ready,
+}
+
+impl Route {
+    fn resolve(path: &str) -> Option<Self> {
+        match path {
+            "/api/banking/pluggy/webhook/" | "/api/banking/pluggy/webhook" => Some(Self::Pluggy),
+            "/webhook" => Some(Self::LiveTip),
+            "/healthz" => Some(Self::Health),
+            "/readyz" => Some(Self::Ready),
+            _ => None,
+        }
+    }
+
+    fn allow(self) -> &'static str {
+        match self {
+            Self::Pluggy | Self::LiveTip => "POST",
+            Self::Health | Self::Ready => "GET, HEAD",
+        }
+    }
+
+    fn accepts(self, method: &Method) -> bool {
+        match self {
+            Self::Pluggy | Self::LiveTip => method == Method::POST,
+            Self::Health | Self::Ready => method == Method::GET || method == Method::HEAD,
+        }
+    }
+
+    fn dialect(self) -> Dialect {
+        match self {
+            Self::LiveTip => Dialect::LiveTip,
+            Self::Pluggy | Self::Health | Self::Ready => Dialect::Plain,
+        }
+    }
+
+    fn provider_name(self) -> &'static str {
+        match self {
+            Self::Pluggy => "pluggy",
+            Self::LiveTip => "livetip",
+            Self::Health | Self::Ready => "unknown",
+        }
+    }
+}
+
+/// The public listener's routes.
+#[derive(Clone, Debug)]
+pub struct PublicRoutes(pub Arc<AppState>);
+
+impl Handler for PublicRoutes {
+    async fn handle(&self, client_ip: IpAddr, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        handle(self.0.clone(), client_ip, request).await
+    }
+}
+
+/// Serves one request; never fails (errors become responses).
+pub async fn handle(
+    state: Arc<AppState>,
+    client_ip: IpAddr,
+    request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let ctx = RequestContext::new(client_ip);
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let route = Route::resolve(&path);
+    let outcome = match route {
+        None => Err(ApiError::NotFound),
+        Some(route) if !route.accepts(&method) => Err(ApiError::MethodNotAllowed {
+            allow: route.allow(),
+        }),
+        Some(Route::Health) => Ok(json_response(StatusCode::OK, &json!({"status": "ok"}))),
+        Some(Route::Ready) => Ok(readiness(&state)),
+        Some(Route::Pluggy) => ingest::pluggy::handle(&state, &ctx, request).await,
+        Some(Route::LiveTip) => ingest::livetip::handle(&state, &ctx, request).await,
+    };
+    let mut response = match outcome {
+        Ok(response) => response,
+        Err(error) => {
+            let dialect = route.map_or(Dialect::Plain, Route::dialect);
+            if error.is_rejection() {
+                tracing::info!(
+                    request_id = %ctx.request_id,
+                    %path,
+                    status = error.status().as_u16(),
+                    reason = %error.reason(),
+                    client_ip = %client_ip,
+                    "request rejected"
+                );
+                state.audit.record(RejectedRequest {
+                    timestamp: chrono::Utc::now()
+                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    provider: route.map_or("unknown", Route::provider_name),
+                    method: method.to_string(),
+                    path: path.clone(),
+                    status: error.status().as_u16(),
+                    reason: error.reason(),
+                    client_ip,
+                    request_id: ctx.request_id.to_string(),
+                    trace_id: ctx.trace.trace_id(),
+                });
+            }
+            error.into_response(dialect)
+        }
+    };
+    finish(&ctx, &method, &mut response);
+    response
+}
+
+/// Headers every response carries, and HEAD's empty body.
+pub fn finish(ctx: &RequestContext, method: &Method, response: &mut Response<Full<Bytes>>) {
+    let headers = response.headers_mut();
+    if let Ok(id) = HeaderValue::from_str(&ctx.request_id.to_string()) {
+        headers.insert("x-request-id", id);
+    }
+    if let Ok(id) = HeaderValue::from_str(&ctx.trace.trace_id()) {
+        headers.insert("x-trace-id", id);
+    }
+    if method == Method::HEAD {
+        *response.body_mut() = Full::new(Bytes::new());
+    }
+}
+
+fn readiness(state: &AppState) -> Response<Full<Bytes>> {
+    if state.is_ready() {
+        json_response(StatusCode::OK, &json!({"status": "ready"}))
+    } else {
+        let reason = if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+            "shutting down"
+        } else {
+            "broker not connected"
+        };
+        json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"status": "not ready", "reason": reason}),
+        )
+    }
+}

@@ -1,0 +1,358 @@
+//! A supervised connection to RabbitMQ with a pool of confirm-mode channels.
+//!
+//! One task owns the connection's life: it connects with backoff, declares the
+//! topology, publishes readiness, watches for loss (connection errors, closed channels,
+//! a broker that blocks publishers) and starts over. Publishers never wait for a
+//! connection: without one they fail at once, and the caller answers 503.
+//!
+//! Many publishes are in flight at once: each picks a channel round-robin and waits
+//! only for its own confirm, so no request queues behind another's confirm.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use backoff::ExponentialBackoff;
+use backoff::backoff::Backoff;
+use futures_util::StreamExt;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::uri::AMQPUri;
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Event};
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::topology::Topology;
+
+/// How the link connects.
+#[derive(Clone, Debug)]
+pub struct LinkConfig {
+    /// `amqp://` or `amqps://` URL.
+    pub url: String,
+    /// Shown in the broker's connection list (`hookwire-gateway`, `hookwire-worker`).
+    pub connection_name: String,
+    /// Confirm-mode channels opened for publishing (at least 1).
+    pub publish_channels: usize,
+    /// How long a publish may wait for the broker's confirm.
+    pub confirm_timeout: Duration,
+    /// Heartbeat asked of the broker when the URL does not set one: it bounds how long
+    /// a silently dead connection goes unnoticed.
+    pub heartbeat: Duration,
+    /// Objects declared on every (re)connection.
+    pub topology: Topology,
+    /// Which share of the topology this process declares.
+    pub scope: TopologyScope,
+}
+
+/// Which objects a process declares when it connects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TopologyScope {
+    /// Exchange, work queues, audit queue: what publishing needs.
+    Ingest,
+    /// Also dead-letter queues and retry steps.
+    Worker,
+}
+
+/// Why a publish did not end with the broker owning the message.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// No live connection right now.
+    #[error("not connected to the broker")]
+    NotConnected,
+    /// The broker returned the message: no queue is bound for its routing key.
+    #[error("broker returned the message ({code}: {text})")]
+    Returned {
+        /// AMQP reply code (312 NO_ROUTE).
+        code: u16,
+        /// Broker's explanation.
+        text: String,
+    },
+    /// The broker refused responsibility for the message.
+    #[error("broker nacked the message")]
+    Nacked,
+    /// No confirm arrived in time; the message may or may not be stored.
+    #[error("no publisher confirm within {0:?}")]
+    ConfirmTimeout(Duration),
+    /// The channel or connection failed during the publish.
+    #[error("broker error during publish")]
+    Broker(#[source] lapin::Error),
+}
+
+/// Handle on the supervised link; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct BrokerLink {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: LinkConfig,
+    live: RwLock<Option<Arc<Live>>>,
+    ready: watch::Sender<bool>,
+    /// Pokes the supervisor to re-check health after a failed publish.
+    wake: Notify,
+}
+
+#[derive(Debug)]
+struct Live {
+    connection: Connection,
+    channels: Vec<Channel>,
+    next: AtomicUsize,
+}
+
+impl Live {
+    fn healthy(&self) -> bool {
+        self.connection.status().connected() && self.channels.iter().all(|c| c.status().connected())
+    }
+
+    fn pick(&self) -> &Channel {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.channels.len();
+        &self.channels[i]
+    }
+}
+
+impl BrokerLink {
+    /// Starts the supervisor; it runs until `shutdown` is cancelled, then closes the
+    /// connection. The returned handle ends when it has.
+    pub fn start(
+        config: LinkConfig,
+        shutdown: CancellationToken,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        let (ready, _) = watch::channel(false);
+        let inner = Arc::new(Inner {
+            config,
+            live: RwLock::new(None),
+            ready,
+            wake: Notify::new(),
+        });
+        let task = tokio::spawn(supervise(inner.clone(), shutdown));
+        (Self { inner }, task)
+    }
+
+    /// Whether a connection and its confirm channels are up right now.
+    pub fn is_ready(&self) -> bool {
+        *self.inner.ready.borrow()
+    }
+
+    /// Follows readiness changes.
+    pub fn ready_watch(&self) -> watch::Receiver<bool> {
+        self.inner.ready.subscribe()
+    }
+
+    /// The topology this link declares.
+    pub fn topology(&self) -> &Topology {
+        &self.inner.config.topology
+    }
+
+    /// Publishes a persistent, mandatory message and waits for the broker's confirm.
+    ///
+    /// `Ok` means the broker acknowledged the message and routed it to at least one
+    /// queue; anything else is an error the caller must not report as success.
+    pub async fn publish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), PublishError> {
+        let live = self.current().ok_or(PublishError::NotConnected)?;
+        let timeout = self.inner.config.confirm_timeout;
+        let outcome = tokio::time::timeout(timeout, async {
+            let confirm = live
+                .pick()
+                .basic_publish(
+                    exchange.into(),
+                    routing_key.into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
+                    body,
+                    properties.with_delivery_mode(2),
+                )
+                .await?;
+            confirm.await
+        })
+        .await;
+        let result = match outcome {
+            Err(_) => Err(PublishError::ConfirmTimeout(timeout)),
+            Ok(Err(e)) => Err(PublishError::Broker(e)),
+            Ok(Ok(Confirmation::Ack(None))) => Ok(()),
+            Ok(Ok(Confirmation::Ack(Some(returned)))) => Err(PublishError::Returned {
+                code: returned.reply_code,
+                text: returned.reply_text.as_str().to_owned(),
+            }),
+            Ok(Ok(Confirmation::Nack(_) | Confirmation::NotRequested)) => Err(PublishError::Nacked),
+        };
+        if matches!(
+            result,
+            Err(PublishError::Broker(_) | PublishError::ConfirmTimeout(_))
+        ) {
+            self.inner.wake.notify_one();
+        }
+        result
+    }
+
+    /// Opens a fresh channel on the current connection (for consumers, which must be
+    /// re-created after every reconnection).
+    pub async fn open_channel(&self) -> Result<Channel, PublishError> {
+        let live = self.current().ok_or(PublishError::NotConnected)?;
+        live.connection
+            .create_channel()
+            .await
+            .map_err(PublishError::Broker)
+    }
+
+    /// Waits until the link is ready, at most `timeout`.
+    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+        let mut ready = self.ready_watch();
+        tokio::time::timeout(timeout, ready.wait_for(|r| *r))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    fn current(&self) -> Option<Arc<Live>> {
+        match self.inner.live.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+impl Inner {
+    fn set_live(&self, live: Option<Arc<Live>>) {
+        let ready = live.is_some();
+        match self.live.write() {
+            Ok(mut guard) => *guard = live,
+            Err(poisoned) => *poisoned.into_inner() = live,
+        }
+        self.ready.send_replace(ready);
+    }
+}
+
+async fn supervise(inner: Arc<Inner>, shutdown: CancellationToken) {
+    let mut backoff = ExponentialBackoff {
+        // The crate starts from `current_interval`, not `initial_interval`.
+        current_interval: Duration::from_millis(100),
+        initial_interval: Duration::from_millis(100),
+        max_interval: Duration::from_secs(5),
+        max_elapsed_time: None,
+        ..ExponentialBackoff::default()
+    };
+    let mut failures = 0u32;
+    loop {
+        let attempt = tokio::select! {
+            attempt = connect(&inner.config) => attempt,
+            () = shutdown.cancelled() => break,
+        };
+        match attempt {
+            Ok(live) => {
+                backoff.reset();
+                failures = 0;
+                let live = Arc::new(live);
+                inner.set_live(Some(live.clone()));
+                tracing::info!(
+                    channels = live.channels.len(),
+                    "connected to the broker; topology declared"
+                );
+                let lost = watch_until_lost(&inner, &live, &shutdown).await;
+                inner.set_live(None);
+                let _ = live.connection.close(200, "hookwire closing".into()).await;
+                match lost {
+                    Some(reason) => tracing::warn!(%reason, "broker connection lost; reconnecting"),
+                    None => break,
+                }
+            }
+            Err(error) => {
+                failures += 1;
+                // The first failure is news; the hundredth in a row is noise.
+                if failures == 1 || failures.is_power_of_two() {
+                    tracing::warn!(error = %error, failures, "cannot reach the broker; retrying");
+                }
+                let delay = backoff.next_backoff().unwrap_or(Duration::from_secs(5));
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = shutdown.cancelled() => break,
+                }
+            }
+        }
+    }
+    inner.set_live(None);
+    tracing::info!("broker link closed");
+}
+
+/// Waits until the connection is lost (`Some(reason)`) or shutdown is asked (`None`).
+async fn watch_until_lost(
+    inner: &Inner,
+    live: &Live,
+    shutdown: &CancellationToken,
+) -> Option<String> {
+    let mut events = live.connection.events_listener();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            event = events.next() => match event {
+                Some(Event::Error(e)) => return Some(e.to_string()),
+                Some(Event::ConnectionBlocked(reason)) => {
+                    tracing::warn!(%reason, "broker blocked publishing; not ready until unblocked");
+                    inner.ready.send_replace(false);
+                }
+                Some(Event::ConnectionUnblocked) => {
+                    tracing::info!("broker unblocked publishing");
+                    inner.ready.send_replace(true);
+                }
+                Some(_) => {}
+                None => return Some("connection event stream ended".to_owned()),
+            },
+            () = inner.wake.notified() => {}
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return None,
+        }
+        if !live.healthy() {
+            return Some("connection or channel closed".to_owned());
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ConnectError {
+    #[error("invalid AMQP_URL: {0}")]
+    Url(String),
+    #[error(transparent)]
+    Amqp(#[from] lapin::Error),
+    #[error("connection attempt timed out")]
+    Timeout,
+}
+
+async fn connect(config: &LinkConfig) -> Result<Live, ConnectError> {
+    let mut uri: AMQPUri = config.url.parse().map_err(ConnectError::Url)?;
+    if uri.query.heartbeat.is_none() {
+        uri.query.heartbeat = u16::try_from(config.heartbeat.as_secs()).ok();
+    }
+    let properties =
+        ConnectionProperties::default().with_connection_name(config.connection_name.clone().into());
+    let attempt = async {
+        let connection = Connection::connect_uri(uri, properties).await?;
+        let setup = connection.create_channel().await?;
+        match config.scope {
+            TopologyScope::Ingest => config.topology.declare(&setup).await?,
+            TopologyScope::Worker => config.topology.declare_worker(&setup).await?,
+        }
+        let _ = setup.close(200, "topology declared".into()).await;
+        let mut channels = Vec::with_capacity(config.publish_channels.max(1));
+        for _ in 0..config.publish_channels.max(1) {
+            let channel = connection.create_channel().await?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await?;
+            channels.push(channel);
+        }
+        Ok::<_, ConnectError>(Live {
+            connection,
+            channels,
+            next: AtomicUsize::new(0),
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(15), attempt)
+        .await
+        .map_err(|_| ConnectError::Timeout)?
+}

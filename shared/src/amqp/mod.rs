@@ -1,0 +1,7 @@
+//! RabbitMQ: the topology both binaries declare, and a supervised, self-healing link.
+
+pub mod link;
+pub mod topology;
+
+pub use link::{BrokerLink, LinkConfig, PublishError, TopologyScope};
+pub use topology::Topology;

@@ -1,0 +1,271 @@
+//! Exchange and queue names, and their idempotent declaration.
+//!
+//! Every name derives from one prefix, so tests (and several environments sharing a
+//! broker) get their own isolated set. Everything is durable; work queues are quorum
+//! queues, replicated when the broker is a cluster.
+
+use std::time::Duration;
+
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{Channel, ExchangeKind};
+
+use crate::provider::Provider;
+
+/// Routing-key prefix of rejected-request records (`rejected.<provider>`).
+pub const REJECTED_ROUTING_PREFIX: &str = "rejected";
+
+/// How many rejected-request records the audit queue keeps; older ones are dropped
+/// first, so a flood of bad requests cannot fill the broker.
+pub const REJECTED_QUEUE_MAX_LENGTH: i64 = 100_000;
+
+/// The broker objects hookwire owns.
+#[derive(Clone, Debug)]
+pub struct Topology {
+    prefix: String,
+    retry_delays: Vec<Duration>,
+}
+
+/// The prefix holds characters that would make confusing or invalid names.
+#[derive(Debug, thiserror::Error)]
+#[error("AMQP_PREFIX must be 1-64 characters of [A-Za-z0-9_.-], got {0:?}")]
+pub struct InvalidPrefix(pub String);
+
+impl Topology {
+    /// Names under `prefix` (`hookwire` in production).
+    pub fn new(prefix: &str) -> Result<Self, InvalidPrefix> {
+        let ok = !prefix.is_empty()
+            && prefix.len() <= 64
+            && prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if ok {
+            Ok(Self {
+                prefix: prefix.to_owned(),
+                retry_delays: Vec::new(),
+            })
+        } else {
+            Err(InvalidPrefix(prefix.to_owned()))
+        }
+    }
+
+    /// The delayed-retry steps the worker uses (one queue per step: messages expire
+    /// only at a queue's head, so mixing delays in one queue would stall short ones).
+    pub fn with_retry_delays(mut self, delays: Vec<Duration>) -> Self {
+        self.retry_delays = delays;
+        self
+    }
+
+    /// The delayed-retry steps.
+    pub fn retry_delays(&self) -> &[Duration] {
+        &self.retry_delays
+    }
+
+    /// The prefix all names start with.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Topic exchange every accepted event is published to.
+    pub fn events_exchange(&self) -> String {
+        format!("{}.events", self.prefix)
+    }
+
+    /// Work queue of one provider's events.
+    pub fn work_queue(&self, provider: Provider) -> String {
+        format!("{}.{}", self.prefix, provider.as_str())
+    }
+
+    /// Queue of rejected-request records (the spec's `validation` log entries).
+    pub fn rejected_queue(&self) -> String {
+        format!("{}.rejected", self.prefix)
+    }
+
+    /// Dead-letter queue of one provider's events.
+    pub fn dead_letter_queue(&self, provider: Provider) -> String {
+        format!("{}.{}.dead", self.prefix, provider.as_str())
+    }
+
+    /// Fanout exchange (and its queue, same name) of one retry step. A message
+    /// published there with its original routing key waits `delay`, then dead-letters
+    /// back to the events exchange under that key: the delay survives restarts.
+    pub fn retry_exchange(&self, delay: Duration) -> String {
+        let ms = delay.as_millis();
+        if ms.is_multiple_of(1000) {
+            format!("{}.retry.{}s", self.prefix, ms / 1000)
+        } else {
+            format!("{}.retry.{}ms", self.prefix, ms)
+        }
+    }
+
+    /// Every queue name, for tooling and cleanup.
+    pub fn all_queues(&self) -> Vec<String> {
+        let mut queues: Vec<String> = Provider::ALL.iter().map(|p| self.work_queue(*p)).collect();
+        queues.push(self.rejected_queue());
+        queues.extend(Provider::ALL.iter().map(|p| self.dead_letter_queue(*p)));
+        queues.extend(self.retry_delays.iter().map(|d| self.retry_exchange(*d)));
+        queues
+    }
+
+    /// Every exchange name, for tooling and cleanup.
+    pub fn all_exchanges(&self) -> Vec<String> {
+        let mut exchanges = vec![self.events_exchange()];
+        exchanges.extend(self.retry_delays.iter().map(|d| self.retry_exchange(*d)));
+        exchanges
+    }
+
+    /// Declares the worker's share: dead-letter queues and the retry steps, on top of
+    /// what [`Topology::declare`] creates.
+    pub async fn declare_worker(&self, channel: &Channel) -> Result<(), lapin::Error> {
+        self.declare(channel).await?;
+        for provider in Provider::ALL {
+            declare_quorum(
+                channel,
+                &self.dead_letter_queue(provider),
+                FieldTable::default(),
+            )
+            .await?;
+        }
+        for delay in &self.retry_delays {
+            let name = self.retry_exchange(*delay);
+            channel
+                .exchange_declare(
+                    name.as_str().into(),
+                    ExchangeKind::Fanout,
+                    ExchangeDeclareOptions {
+                        durable: true,
+                        ..ExchangeDeclareOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await?;
+            let mut arguments = FieldTable::default();
+            arguments.insert(
+                "x-message-ttl".into(),
+                AMQPValue::LongLongInt(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)),
+            );
+            arguments.insert(
+                "x-dead-letter-exchange".into(),
+                AMQPValue::LongString(LongString::from(self.events_exchange())),
+            );
+            // Quorum queues dead-letter at most once by default: a message expiring
+            // while the target cannot take it would be dropped. At-least-once keeps it
+            // (and requires reject-publish overflow).
+            arguments.insert(
+                "x-dead-letter-strategy".into(),
+                AMQPValue::LongString(LongString::from("at-least-once")),
+            );
+            arguments.insert(
+                "x-overflow".into(),
+                AMQPValue::LongString(LongString::from("reject-publish")),
+            );
+            declare_quorum(channel, &name, arguments).await?;
+            bind(channel, &name, &name, "").await?;
+        }
+        Ok(())
+    }
+
+    /// Declares the exchange, queues and bindings; safe to repeat, from any process.
+    pub async fn declare(&self, channel: &Channel) -> Result<(), lapin::Error> {
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..ExchangeDeclareOptions::default()
+        };
+        let exchange = self.events_exchange();
+        channel
+            .exchange_declare(
+                exchange.as_str().into(),
+                ExchangeKind::Topic,
+                durable,
+                FieldTable::default(),
+            )
+            .await?;
+        for provider in Provider::ALL {
+            let queue = self.work_queue(provider);
+            declare_quorum(channel, &queue, FieldTable::default()).await?;
+            bind(
+                channel,
+                &queue,
+                &exchange,
+                &format!("{}.#", provider.as_str()),
+            )
+            .await?;
+        }
+        let mut capped = FieldTable::default();
+        capped.insert(
+            "x-max-length".into(),
+            AMQPValue::LongLongInt(REJECTED_QUEUE_MAX_LENGTH),
+        );
+        capped.insert(
+            "x-overflow".into(),
+            AMQPValue::LongString(LongString::from("drop-head")),
+        );
+        let rejected = self.rejected_queue();
+        declare_quorum(channel, &rejected, capped).await?;
+        bind(
+            channel,
+            &rejected,
+            &exchange,
+            &format!("{REJECTED_ROUTING_PREFIX}.#"),
+        )
+        .await
+    }
+}
+
+async fn declare_quorum(
+    channel: &Channel,
+    queue: &str,
+    mut arguments: FieldTable,
+) -> Result<(), lapin::Error> {
+    arguments.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString(LongString::from("quorum")),
+    );
+    channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            arguments,
+        )
+        .await
+        .map(|_| ())
+}
+
+async fn bind(
+    channel: &Channel,
+    queue: &str,
+    exchange: &str,
+    pattern: &str,
+) -> Result<(), lapin::Error> {
+    channel
+        .queue_bind(
+            queue.into(),
+            exchange.into(),
+            pattern.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_derive_from_the_prefix() {
+        let t = Topology::new("hookwire").map_err(|e| e.to_string());
+        let t = t
+            .as_ref()
+            .map(|t| (t.events_exchange(), t.work_queue(Provider::Pluggy)));
+        assert_eq!(
+            t,
+            Ok(("hookwire.events".to_owned(), "hookwire.pluggy".to_owned()))
+        );
+        assert!(Topology::new("").is_err());
+        assert!(Topology::new("a b").is_err());
+    }
+}

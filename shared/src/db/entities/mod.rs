@@ -1,0 +1,8 @@
+//! One module per table.
+
+pub mod bank_account;
+pub mod bank_transaction;
+pub mod payment;
+pub mod pluggy_item;
+pub mod webhook_event;
+pub mod webhook_log;

@@ -1,0 +1,83 @@
+//! Concurrency and graceful shutdown.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use hookwire_tests::broker::take;
+use hookwire_tests::gateway::{GatewaySettings, LIVETIP_TOKEN, spawn_gateway, spawn_gateway_with};
+use hookwire_tests::http_client::post;
+use serde_json::json;
+use shared::Provider;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_requests_are_each_confirmed_and_queued() {
+    let gw = spawn_gateway().await;
+    let requests = 300;
+    let mut tasks = Vec::new();
+    for i in 0..requests {
+        let addr = gw.addr;
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"event": "payment_pending", "payment": {"sender": "s", "amount": i, "paymentId": format!("c{i}"), "paid": false}});
+            post(addr, "/webhook", &[("content-type", "application/json"), ("x-livetip-webhook-secret-token", LIVETIP_TOKEN)], body.to_string()).await.status
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 200);
+    }
+    let ids: BTreeSet<String> = take(&gw.queue(Provider::LiveTip), requests)
+        .await
+        .iter()
+        .map(|t| {
+            serde_json::from_slice::<serde_json::Value>(&t.body).unwrap()["payment"]["paymentId"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), requests);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_turns_readiness_off_then_drains_in_flight_requests() {
+    let gw =
+        spawn_gateway_with(GatewaySettings::default().arg("--shutdown-readiness-delay-ms", "700"))
+            .await;
+    gw.wait_ready().await;
+    let body = json!({"event": "payment_pending", "payment": {"sender": "s", "amount": 1, "paymentId": "in-flight", "paid": false}}).to_string();
+    let (first, rest) = body.as_bytes().split_at(10);
+
+    // A request whose body is still arriving when shutdown begins.
+    let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let head = format!(
+        "POST /webhook HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nX-Livetip-Webhook-Secret-Token: {LIVETIP_TOKEN}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(first).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    gw.begin_shutdown();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let during = hookwire_tests::http_client::get(gw.addr, "/readyz").await;
+    assert_eq!(during.status, 503, "not ready while draining");
+    assert_eq!(during.json()["reason"], "shutting down");
+
+    // After the readiness delay the listener is closed to new clients.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert!(
+        tokio::net::TcpStream::connect(gw.addr).await.is_err(),
+        "listener closed"
+    );
+
+    // The in-flight request still completes, and its event is queued.
+    stream.write_all(rest).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert_eq!(take(&gw.queue(Provider::LiveTip), 1).await.len(), 1);
+    assert!(
+        gw.stop().await,
+        "every in-flight request finished within the deadline"
+    );
+}

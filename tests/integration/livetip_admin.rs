@@ -1,0 +1,402 @@
+//! The admin listener: the spec's monitoring routes, the payments API, auth, the
+//! development-only test webhook, and behaviour without a database.
+
+use std::collections::BTreeSet;
+
+use clap::Parser as _;
+use gateway::{Application, GatewayConfig};
+use hookwire_tests::gateway::{GatewaySettings, LIVETIP_TOKEN, spawn_gateway_with};
+use hookwire_tests::http_client::{get, post, send};
+use hookwire_tests::livetip::{
+    ADMIN_TOKEN, admin, expect_payment, livetip_event, settled, stack, wait_status,
+};
+use http::Method;
+use serde_json::{Value, json};
+
+fn keys(v: &Value) -> BTreeSet<String> {
+    v.as_object().unwrap().keys().cloned().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_logs_filters_limit_and_shape() {
+    let s = stack(&[]).await;
+    livetip_event(
+        s.gw.addr,
+        "payment_pending",
+        json!({"sender": "a", "amount": 1, "paymentId": "l1", "paid": false}),
+    )
+    .await;
+    livetip_event(
+        s.gw.addr,
+        "payment_confirmed",
+        json!({"sender": "a", "amount": 1, "paymentId": "l2", "paid": true}),
+    )
+    .await;
+    let rejected = post(
+        s.gw.addr,
+        "/webhook",
+        &[("content-type", "application/json")],
+        "{}",
+    )
+    .await;
+    assert_eq!(rejected.status, 401);
+    settled(&s.conn, 2).await;
+    hookwire_tests::eventually(
+        "validation entry stored",
+        std::time::Duration::from_secs(10),
+        || async {
+            (!hookwire_tests::livetip::logs_of(&s.conn, "validation")
+                .await
+                .is_empty())
+            .then_some(())
+        },
+    )
+    .await;
+
+    let all = admin(s.gw.admin, Method::GET, "/webhook-logs", None).await;
+    assert_eq!(all.status, 200);
+    let body = all.json();
+    assert_eq!(keys(&body), ["count", "logs"].map(String::from).into());
+    let logs = body["logs"].as_array().unwrap();
+    assert_eq!(body["count"].as_u64(), Some(logs.len() as u64));
+    // pending: webhook, payment_pending, response; confirmed: webhook, payment_create, response; validation.
+    assert_eq!(logs.len(), 7);
+    for log in logs {
+        assert_eq!(
+            keys(log),
+            ["data", "event", "id", "ip", "status", "timestamp", "type"]
+                .map(String::from)
+                .into()
+        );
+        assert!(log["timestamp"].as_str().unwrap().ends_with('Z'));
+        assert!(
+            log["data"].is_string() || log["data"].is_null(),
+            "data is JSON text, as in the spec"
+        );
+    }
+    let times: Vec<&str> = logs
+        .iter()
+        .map(|l| l["timestamp"].as_str().unwrap())
+        .collect();
+    let mut sorted = times.clone();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(times, sorted, "newest first");
+
+    let typed = admin(s.gw.admin, Method::GET, "/webhook-logs?type=webhook", None)
+        .await
+        .json();
+    assert_eq!(typed["count"], 2);
+    let by_event = admin(
+        s.gw.admin,
+        Method::GET,
+        "/webhook-logs?event=payment_confirmed&type=payment_create",
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(by_event["count"], 1);
+    assert_eq!(by_event["logs"][0]["status"], "success");
+    let by_status = admin(s.gw.admin, Method::GET, "/webhook-logs?status=error", None)
+        .await
+        .json();
+    assert_eq!(by_status["count"], 1);
+    assert_eq!(by_status["logs"][0]["type"], "validation");
+    assert_eq!(
+        admin(s.gw.admin, Method::GET, "/webhook-logs?limit=2", None)
+            .await
+            .json()["count"],
+        2
+    );
+    assert_eq!(
+        admin(s.gw.admin, Method::GET, "/webhook-logs?limit=999999", None)
+            .await
+            .json()["count"],
+        7,
+        "capped, not refused"
+    );
+    assert_eq!(
+        admin(s.gw.admin, Method::GET, "/webhook-logs?limit=0", None)
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        admin(s.gw.admin, Method::GET, "/webhook-logs?limit=abc", None)
+            .await
+            .status,
+        400
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_stats_has_exactly_the_spec_shape() {
+    let s = stack(&[]).await;
+    let id = expect_payment(s.gw.admin, "zoe", "1.00").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    expect_payment(s.gw.admin, "zoe", "2.00").await;
+    livetip_event(
+        s.gw.addr,
+        "payment_confirmed",
+        json!({"sender": "zoe", "amount": 1, "paymentId": "z1", "paid": true, "content": id}),
+    )
+    .await;
+    livetip_event(
+        s.gw.addr,
+        "payment_pending",
+        json!({"sender": "nobody", "amount": 9, "paymentId": "z2", "paid": false}),
+    )
+    .await;
+    settled(&s.conn, 2).await;
+    wait_status(&s.conn, &id, "completed").await;
+    let stats = admin(s.gw.admin, Method::GET, "/webhook-stats", None).await;
+    assert_eq!(stats.status, 200);
+    let stats = stats.json();
+    assert_eq!(
+        keys(&stats),
+        [
+            "eventCounts",
+            "paymentStats",
+            "statusCounts",
+            "totalPayments",
+            "totalWebhooks"
+        ]
+        .map(String::from)
+        .into()
+    );
+    assert_eq!(stats["totalWebhooks"], 2);
+    assert_eq!(stats["totalPayments"], 2);
+    assert_eq!(
+        stats["eventCounts"],
+        json!({"payment_confirmed": 1, "payment_pending": 1})
+    );
+    assert_eq!(
+        stats["paymentStats"],
+        json!({"cancelled": 0, "completed": 1, "failed": 0, "pending": 1})
+    );
+    // received x2 (webhook), success x3 (payment_update, 2 responses), ignored x1 (unmatched pending).
+    assert_eq!(
+        stats["statusCounts"],
+        json!({"ignored": 1, "received": 2, "success": 3})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_payments_api_creates_reads_and_lists() {
+    let s = stack(&[]).await;
+    let created = admin(
+        s.gw.admin,
+        Method::POST,
+        "/payments",
+        Some(json!({"userName": " ana ", "amount": 25.5})),
+    )
+    .await;
+    assert_eq!(created.status, 201);
+    let p = created.json();
+    let id = p["id"].as_str().unwrap();
+    assert!(shared::payment_id::is_valid(id), "{id}");
+    assert_eq!(
+        (
+            p["userName"].as_str(),
+            p["amount"].as_str(),
+            p["currency"].as_str(),
+            p["status"].as_str()
+        ),
+        (Some("ana"), Some("25.50"), Some("BRL"), Some("pending"))
+    );
+    assert_eq!(p["message"], id);
+    assert!(p["createdAt"].as_str().unwrap().ends_with('Z'));
+    let btc = admin(
+        s.gw.admin,
+        Method::POST,
+        "/payments",
+        Some(json!({"userName": "bo", "amount": "0.00012345", "currency": "btc"})),
+    )
+    .await
+    .json();
+    assert_eq!(
+        (btc["amount"].as_str(), btc["currency"].as_str()),
+        (Some("0.00012345"), Some("BTC"))
+    );
+
+    let fetched = admin(
+        s.gw.admin,
+        Method::GET,
+        &format!("/payments/{}", id.to_lowercase()),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (fetched.status, fetched.json()["id"].as_str()),
+        (200, Some(id))
+    );
+    assert_eq!(
+        admin(s.gw.admin, Method::GET, "/payments/HW-00000000", None)
+            .await
+            .status,
+        404
+    );
+    let listed = admin(
+        s.gw.admin,
+        Method::GET,
+        "/payments?status=pending&limit=1",
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(listed["count"], 1);
+    assert_eq!(
+        admin(s.gw.admin, Method::GET, "/payments?status=completed", None)
+            .await
+            .json()["count"],
+        0
+    );
+    assert_eq!(
+        admin(s.gw.admin, Method::GET, "/payments?status=paid", None)
+            .await
+            .status,
+        400
+    );
+
+    for bad in [
+        json!({"amount": 1}),
+        json!({"userName": "", "amount": 1}),
+        json!({"userName": "a", "amount": -1}),
+        json!({"userName": "a", "amount": "x"}),
+        json!({"userName": "a", "amount": 1, "currency": "R$"}),
+    ] {
+        let response = admin(s.gw.admin, Method::POST, "/payments", Some(bad.clone())).await;
+        assert_eq!(response.status, 400, "{bad}");
+        assert!(response.json()["reason"].is_string());
+    }
+    assert_eq!(
+        admin(s.gw.admin, Method::DELETE, "/payments", None)
+            .await
+            .status,
+        405
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_routes_need_the_token() {
+    let s = stack(&[]).await;
+    let none = get(s.gw.admin, "/webhook-stats").await;
+    assert_eq!(none.status, 401);
+    let wrong = send(
+        s.gw.admin,
+        Method::GET,
+        "/webhook-stats",
+        &[("authorization", "Bearer nope")],
+        "",
+    )
+    .await;
+    assert_eq!(wrong.status, 403);
+    let right = send(
+        s.gw.admin,
+        Method::GET,
+        "/webhook-stats",
+        &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))],
+        "",
+    )
+    .await;
+    assert_eq!(right.status, 200);
+    // Unknown paths are not revealed before authentication.
+    assert_eq!(get(s.gw.admin, "/nothing").await.status, 401);
+    // The admin routes are not on the public listener.
+    assert_eq!(get(s.gw.addr, "/webhook-stats").await.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_token_the_admin_listener_is_loopback_only() {
+    let base = |admin_addr: &str| {
+        GatewayConfig::try_parse_from([
+            "gateway",
+            "--gateway-addr",
+            "127.0.0.1:0",
+            "--admin-addr",
+            admin_addr,
+            "--amqp-prefix",
+            "hwtest-noadmin",
+        ])
+        .unwrap()
+    };
+    let refused = Application::build(base("0.0.0.0:0")).await;
+    assert!(
+        matches!(&refused, Err(e) if e.to_string().contains("ADMIN_TOKEN")),
+        "a network-reachable admin listener without a token must not start"
+    );
+    let gw = spawn_gateway_with(GatewaySettings::default()).await;
+    let open = get(gw.admin, "/healthz").await;
+    assert_eq!(
+        open.status, 200,
+        "loopback without a token: no authentication"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_webhook_runs_the_real_path_in_development_only() {
+    let production = stack(&[]).await;
+    let body = json!({"event": "payment_confirmed", "payment": {"sender": "teste_user", "amount": 25.50, "paymentId": "test_123", "paid": true}});
+    let off = admin(
+        production.gw.admin,
+        Method::POST,
+        "/test-webhook",
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(off.status, 404);
+
+    let dev = stack(&["--app-env", "development"]).await;
+    let on = admin(dev.gw.admin, Method::POST, "/test-webhook", Some(body)).await;
+    assert_eq!(on.status, 200, "{:?}", on.body);
+    let answer = on.json();
+    assert_eq!(
+        (
+            answer["success"].as_bool(),
+            answer["paymentId"].as_str(),
+            answer["processed"].as_bool()
+        ),
+        (Some(true), Some("test_123"), Some(true))
+    );
+    settled(&dev.conn, 1).await;
+    let created = hookwire_tests::livetip::logs_of(&dev.conn, "payment_create").await;
+    assert_eq!(
+        created.len(),
+        1,
+        "the worker handled it like any LiveTip delivery"
+    );
+    let invalid = admin(
+        dev.gw.admin,
+        Method::POST,
+        "/test-webhook",
+        Some(json!({"event": "x"})),
+    )
+    .await;
+    assert_eq!(
+        (invalid.status, invalid.json()["error"].as_str()),
+        (400, Some("Payload inválido"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_database_admin_answers_503_and_ingest_goes_on() {
+    let gw = spawn_gateway_with(GatewaySettings::default().arg("--admin-token", ADMIN_TOKEN)).await;
+    gw.wait_ready().await;
+    for path in ["/webhook-logs", "/webhook-stats", "/payments"] {
+        let response = admin(gw.admin, Method::GET, path, None).await;
+        assert_eq!(response.status, 503, "{path}");
+        assert_eq!(response.json()["error"], "database unavailable");
+    }
+    let headers = [
+        ("content-type", "application/json"),
+        ("x-livetip-webhook-secret-token", LIVETIP_TOKEN),
+    ];
+    let body = json!({"event": "payment_pending", "payment": {"sender": "s", "amount": 1, "paymentId": "p", "paid": false}});
+    assert_eq!(
+        post(gw.addr, "/webhook", &headers, body.to_string())
+            .await
+            .status,
+        200
+    );
+}

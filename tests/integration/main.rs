@@ -1,0 +1,16 @@
+//! hookwire end-to-end tests: one binary, real RabbitMQ, each test on its own topology.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod gateway_broker;
+mod gateway_lifecycle;
+mod gateway_limits;
+mod gateway_livetip;
+mod gateway_pluggy;
+mod gateway_process;
+mod livetip_admin;
+mod livetip_payments;
+mod pluggy_sync;
+mod worker_failures;
+mod worker_pipeline;
+mod worker_processes;

@@ -1,0 +1,255 @@
+//! Pluggy events through gateway, broker and worker into PostgreSQL, against a fake
+//! Pluggy that paginates, rate-limits, fails once and expires keys.
+
+use std::time::Duration;
+
+use hookwire_tests::database::TestDatabase;
+use hookwire_tests::fake_pluggy::{FakePluggy, seed};
+use hookwire_tests::gateway::{PLUGGY_NEW, TestGateway, spawn_gateway};
+use hookwire_tests::http_client::post;
+use hookwire_tests::worker::{TestWorker, spawn_worker, wait_finished};
+use sea_orm::{DatabaseConnection, EntityTrait};
+use shared::db::entities::bank_account::Entity as Accounts;
+use shared::db::entities::bank_transaction::Entity as Transactions;
+use shared::db::entities::pluggy_item::Entity as Items;
+
+async fn send(gw: &TestGateway, body: serde_json::Value) {
+    let headers = [
+        ("content-type", "application/json"),
+        ("x-pluggy-webhook-secret", PLUGGY_NEW),
+    ];
+    let response = post(
+        gw.addr,
+        "/api/banking/pluggy/webhook/",
+        &headers,
+        body.to_string(),
+    )
+    .await;
+    assert_eq!(response.status, 200);
+}
+
+async fn pluggy_worker(db: &TestDatabase, gw: &TestGateway, fake: &FakePluggy) -> TestWorker {
+    let url = fake.url();
+    let worker = spawn_worker(
+        &db.url,
+        &gw.topology,
+        &[
+            "--pluggy-client-id",
+            "fake-client",
+            "--pluggy-client-secret",
+            "fake-secret",
+            "--pluggy-api-url",
+            &url,
+        ],
+    )
+    .await;
+    worker.wait_consuming().await;
+    worker
+}
+
+async fn counts(conn: &DatabaseConnection) -> (usize, usize, usize) {
+    (
+        Items::find().all(conn).await.unwrap().len(),
+        Accounts::find().all(conn).await.unwrap().len(),
+        Transactions::find().all(conn).await.unwrap().len(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_update_syncs_every_page_through_rate_limits_and_a_5xx_and_a_repeat_changes_nothing()
+ {
+    let fake = FakePluggy::start().await;
+    seed(&mut fake.state.lock().unwrap(), "it1", "UPDATED", "SUCCESS");
+    fake.fail_next("/accounts", 429, Some(1));
+    fake.fail_next("/v2/transactions", 500, None);
+    let db = TestDatabase::postgres().await;
+    let gw = spawn_gateway().await;
+    let _worker = pluggy_worker(&db, &gw, &fake).await;
+    let conn = db.connect().await;
+
+    send(&gw, serde_json::json!({"event": "item/updated", "eventId": "e-1", "itemId": "it1", "triggeredBy": "SYNC"})).await;
+    wait_finished(&conn, 1, Duration::from_secs(30)).await;
+    assert_eq!(
+        counts(&conn).await,
+        (1, 3, 21),
+        "three accounts over two pages, seven transactions each over three cursor pages"
+    );
+    let item = Items::find_by_id("it1".to_owned())
+        .one(&conn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (item.status.as_deref(), item.execution_status.as_deref()),
+        (Some("UPDATED"), Some("SUCCESS"))
+    );
+    assert!(item.synced_at.is_some());
+    let tx = Transactions::find_by_id("it1-acc0-tx0".to_owned())
+        .one(&conn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (tx.amount.as_str(), tx.transaction_type.as_deref()),
+        ("-10.10", Some("DEBIT"))
+    );
+    let account = Accounts::find_by_id("it1-acc1".to_owned())
+        .one(&conn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            account.balance.as_deref(),
+            account.sync_status.as_str(),
+            account.is_active
+        ),
+        (Some("1234.56"), "ok", true)
+    );
+    assert_eq!(
+        fake.state.lock().unwrap().auth_calls,
+        1,
+        "one key for every call"
+    );
+
+    // The same sync again (a new event, and a revoked key on the way): nothing changes.
+    let before: Vec<_> = Transactions::find()
+        .all(&conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.id, t.updated_at))
+        .collect();
+    fake.state.lock().unwrap().keys.clear();
+    send(
+        &gw,
+        serde_json::json!({"event": "item/updated", "eventId": "e-2", "itemId": "it1"}),
+    )
+    .await;
+    wait_finished(&conn, 2, Duration::from_secs(30)).await;
+    assert_eq!(counts(&conn).await, (1, 3, 21));
+    let mut after: Vec<_> = Transactions::find()
+        .all(&conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.id, t.updated_at))
+        .collect();
+    let mut before = before;
+    before.sort();
+    after.sort();
+    assert_eq!(before, after, "a repeated sync writes nothing");
+    assert_eq!(
+        fake.state.lock().unwrap().auth_calls,
+        2,
+        "a 401 for the revoked key fetched a new one"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_deletions_and_transaction_events_follow_the_guide() {
+    let fake = FakePluggy::start().await;
+    seed(
+        &mut fake.state.lock().unwrap(),
+        "it2",
+        "UPDATED",
+        "PARTIAL_SUCCESS",
+    );
+    let db = TestDatabase::postgres().await;
+    let gw = spawn_gateway().await;
+    let _worker = pluggy_worker(&db, &gw, &fake).await;
+    let conn = db.connect().await;
+    send(
+        &gw,
+        serde_json::json!({"event": "item/created", "eventId": "c-1", "itemId": "it2"}),
+    )
+    .await;
+    wait_finished(&conn, 1, Duration::from_secs(30)).await;
+
+    send(
+        &gw,
+        serde_json::json!({"event": "item/error", "eventId": "c-2", "itemId": "it2",
+        "error": {"code": "INVALID_CREDENTIALS", "message": "Senha inválida"}}),
+    )
+    .await;
+    wait_finished(&conn, 2, Duration::from_secs(30)).await;
+    let accounts = Accounts::find().all(&conn).await.unwrap();
+    assert!(
+        accounts
+            .iter()
+            .all(|a| a.sync_status == "error" && a.sync_error.as_deref() == Some("Senha inválida"))
+    );
+
+    send(&gw, serde_json::json!({"event": "transactions/deleted", "eventId": "c-3", "itemId": "it2", "accountId": "it2-acc0", "transactionIds": ["it2-acc0-tx1", "it2-acc0-tx2"]})).await;
+    // A new transaction appears at Pluggy; transactions/created fetches from the given time.
+    fake.state.lock().unwrap().transactions.push(serde_json::json!({"id": "it2-acc1-new", "accountId": "it2-acc1",
+        "date": "2025-02-14T10:00:00.000Z", "description": "Novo", "amount": 99.9, "currencyCode": "BRL", "type": "CREDIT",
+        "status": "POSTED", "createdAt": "2025-02-14T10:00:00.000Z"}));
+    send(&gw, serde_json::json!({"event": "transactions/created", "eventId": "c-4", "itemId": "it2", "accountId": "it2-acc1",
+        "transactionsCreatedAtFrom": "2025-02-14T00:00:00.000Z"})).await;
+    wait_finished(&conn, 4, Duration::from_secs(30)).await;
+    let deleted: Vec<_> = Transactions::find()
+        .all(&conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.deleted)
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(deleted.len(), 2);
+    let new = Transactions::find_by_id("it2-acc1-new".to_owned())
+        .one(&conn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(new.amount, "99.90");
+
+    send(
+        &gw,
+        serde_json::json!({"event": "item/deleted", "eventId": "c-5", "itemId": "it2"}),
+    )
+    .await;
+    wait_finished(&conn, 5, Duration::from_secs(30)).await;
+    let item = Items::find_by_id("it2".to_owned())
+        .one(&conn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(item.deleted_at.is_some());
+    assert!(
+        Accounts::find()
+            .all(&conn)
+            .await
+            .unwrap()
+            .iter()
+            .all(|a| !a.is_active)
+    );
+    assert_eq!(counts(&conn).await.2, 22, "history kept");
+    // Inactive accounts are not synced.
+    let calls_before = fake.calls_to("/v2/transactions");
+    send(&gw, serde_json::json!({"event": "transactions/created", "eventId": "c-6", "itemId": "it2", "accountId": "it2-acc1"})).await;
+    wait_finished(&conn, 6, Duration::from_secs(30)).await;
+    assert_eq!(fake.calls_to("/v2/transactions"), calls_before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_syncing_one_item_at_once_leave_one_row_per_object() {
+    let fake = FakePluggy::start().await;
+    seed(&mut fake.state.lock().unwrap(), "it3", "UPDATED", "SUCCESS");
+    let db = TestDatabase::postgres().await;
+    let gw = spawn_gateway().await;
+    let _a = pluggy_worker(&db, &gw, &fake).await;
+    let _b = pluggy_worker(&db, &gw, &fake).await;
+    let conn = db.connect().await;
+    let sends: Vec<_> = (0..4)
+        .map(|i| {
+            let body = serde_json::json!({"event": "item/updated", "eventId": format!("k-{i}"), "itemId": "it3"});
+            async move { body }
+        })
+        .collect();
+    for body in sends {
+        send(&gw, body.await).await;
+    }
+    wait_finished(&conn, 4, Duration::from_secs(60)).await;
+    assert_eq!(counts(&conn).await, (1, 3, 21));
+}

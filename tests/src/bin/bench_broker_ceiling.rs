@@ -1,0 +1,204 @@
+//! Benchmark baseline: the broker's own ceiling for what the gateway does per event.
+//!
+//! Publishes persistent, mandatory messages with confirms to a durable quorum queue,
+//! `--in-flight` at a time, and prints throughput and confirm latency. No HTTP, no
+//! verification: whatever the gateway reaches is measured against this.
+
+use std::time::{Duration, Instant};
+
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeleteOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{BasicProperties, Connection, ConnectionProperties, options::QueueDeclareOptions};
+
+#[derive(Debug, clap::Parser)]
+struct Args {
+    #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    url: String,
+    /// Publishes awaiting their confirm at any moment.
+    #[arg(long, default_value_t = 64)]
+    in_flight: usize,
+    /// Confirm channels (the gateway's default is 8).
+    #[arg(long, default_value_t = 8)]
+    channels: usize,
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+    /// Message size in bytes.
+    #[arg(long, default_value_t = 300)]
+    size: usize,
+    /// Route through a durable topic exchange (as the gateway does) instead of the
+    /// default exchange.
+    #[arg(long)]
+    topic: bool,
+    /// Attach a gateway-sized set of envelope headers to every message.
+    #[arg(long)]
+    envelope_headers: bool,
+    /// Instead of measuring, delete the exchange and queues of this topology prefix
+    /// (what a benchmark run of the gateway left behind) and exit.
+    #[arg(long)]
+    delete_topology: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = <Args as clap::Parser>::parse();
+    let conn = Connection::connect(&args.url, ConnectionProperties::default()).await?;
+    if let Some(prefix) = &args.delete_topology {
+        let topology = shared::amqp::Topology::new(prefix)?;
+        let channel = conn.create_channel().await?;
+        for queue in topology.all_queues() {
+            channel
+                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .await?;
+        }
+        channel
+            .exchange_delete(
+                topology.events_exchange().as_str().into(),
+                Default::default(),
+            )
+            .await?;
+        conn.close(200, "cleanup done".into()).await?;
+        return Ok(());
+    }
+    let queue = format!("bench-ceiling-{}", uuid::Uuid::new_v4().simple());
+    let setup = conn.create_channel().await?;
+    let mut arguments = FieldTable::default();
+    arguments.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString(LongString::from("quorum")),
+    );
+    setup
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            arguments,
+        )
+        .await?;
+    let (exchange, routing_key) = if args.topic {
+        let exchange = format!("{queue}.x");
+        setup
+            .exchange_declare(
+                exchange.as_str().into(),
+                lapin::ExchangeKind::Topic,
+                lapin::options::ExchangeDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        setup
+            .queue_bind(
+                queue.as_str().into(),
+                exchange.as_str().into(),
+                "bench.#".into(),
+                Default::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        (exchange, "bench.item.updated".to_owned())
+    } else {
+        (String::new(), queue.clone())
+    };
+    let properties = if args.envelope_headers {
+        sample_envelope(args.size).properties()
+    } else {
+        BasicProperties::default()
+    };
+    let mut channels = Vec::new();
+    for _ in 0..args.channels.max(1) {
+        let channel = conn.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        channels.push(channel);
+    }
+    let payload = vec![b'x'; args.size];
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let mut tasks = Vec::new();
+    for i in 0..args.in_flight {
+        let channel = channels[i % channels.len()].clone();
+        let (exchange, routing_key) = (exchange.clone(), routing_key.clone());
+        let properties = properties.clone();
+        let payload = payload.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut failures = 0u64;
+            while Instant::now() < deadline {
+                let started = Instant::now();
+                let confirmed = async {
+                    channel
+                        .basic_publish(
+                            exchange.as_str().into(),
+                            routing_key.as_str().into(),
+                            BasicPublishOptions {
+                                mandatory: true,
+                                ..Default::default()
+                            },
+                            &payload,
+                            properties.clone().with_delivery_mode(2),
+                        )
+                        .await?
+                        .await
+                }
+                .await;
+                match confirmed {
+                    Ok(lapin::Confirmation::Ack(None)) => latencies.push(started.elapsed()),
+                    _ => failures += 1,
+                }
+            }
+            (latencies, failures)
+        }));
+    }
+    let started = Instant::now();
+    let mut latencies = Vec::new();
+    let mut failures = 0;
+    for task in tasks {
+        let (l, f) = task.await?;
+        latencies.extend(l);
+        failures += f;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    if args.topic {
+        setup
+            .exchange_delete(exchange.as_str().into(), Default::default())
+            .await?;
+    }
+    println!(
+        "broker-ceiling in_flight={} confirmed={} failed={} rate={:.0}/s p50={:.2}ms p99={:.2}ms",
+        args.in_flight,
+        latencies.len(),
+        failures,
+        latencies.len() as f64 / elapsed,
+        pct(0.50),
+        pct(0.99)
+    );
+    setup
+        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await?;
+    conn.close(200, "bench done".into()).await?;
+    Ok(())
+}
+
+/// Headers as the gateway attaches them to a Pluggy event.
+fn sample_envelope(size: usize) -> shared::Envelope {
+    shared::Envelope {
+        provider: shared::Provider::Pluggy,
+        event: "item/updated".into(),
+        provider_event_id: Some("d876fd7c-0000-4000-8000-000000000001".into()),
+        received_at: chrono::Utc::now(),
+        request_id: uuid::Uuid::new_v4(),
+        client_ip: "127.0.0.1".parse().ok(),
+        http_headers: vec![("content-type".into(), "application/json".into())],
+        trace: shared::trace_context::TraceContext::new_root(),
+        body: bytes::Bytes::from(vec![b'x'; size]),
+    }
+}

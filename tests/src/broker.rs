@@ -1,0 +1,199 @@
+//! A per-test slice of the shared broker, and ways to look inside its queues.
+
+use lapin::options::{BasicGetOptions, ExchangeDeleteOptions, QueueDeleteOptions};
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use shared::amqp::Topology;
+
+/// Retry steps the test workers use: short, so retries happen within a test.
+pub const TEST_RETRY_DELAYS: &str = "300ms,1s";
+
+/// A unique topology prefix whose exchange and queues are deleted on drop.
+#[derive(Debug)]
+pub struct TestTopology {
+    pub topology: Topology,
+    url: String,
+}
+
+impl TestTopology {
+    pub fn new() -> Self {
+        let prefix = format!(
+            "hwtest-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        Self {
+            topology: Topology::new(&prefix).unwrap(),
+            url: crate::amqp_url(),
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        self.topology.prefix()
+    }
+}
+
+impl Default for TestTopology {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestTopology {
+    fn drop(&mut self) {
+        let topology = self.topology.clone();
+        let url = self.url.clone();
+        // Drop cannot await; a short-lived runtime on its own thread does the cleanup,
+        // which also runs when the test panicked.
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                let Ok(conn) = Connection::connect(&url, ConnectionProperties::default()).await
+                else {
+                    return;
+                };
+                if let Ok(channel) = conn.create_channel().await {
+                    for queue in topology.all_queues() {
+                        let _ = channel
+                            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                            .await;
+                    }
+                    for exchange in topology.all_exchanges() {
+                        let _ = channel
+                            .exchange_delete(
+                                exchange.as_str().into(),
+                                ExchangeDeleteOptions::default(),
+                            )
+                            .await;
+                    }
+                }
+                let _ = conn.close(200, "cleanup".into()).await;
+            });
+        })
+        .join();
+    }
+}
+
+/// One message taken off a queue.
+#[derive(Debug)]
+pub struct Taken {
+    pub routing_key: String,
+    pub properties: BasicProperties,
+    pub body: Vec<u8>,
+}
+
+/// Takes every message currently in `queue` (acknowledging them).
+pub async fn drain(queue: &str) -> Vec<Taken> {
+    let conn = Connection::connect(&crate::amqp_url(), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    let mut taken = Vec::new();
+    while let Some(message) = channel
+        .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+    {
+        taken.push(Taken {
+            routing_key: message.delivery.routing_key.as_str().to_owned(),
+            properties: message.delivery.properties.clone(),
+            body: message.delivery.data.clone(),
+        });
+    }
+    let _ = conn.close(200, "drained".into()).await;
+    taken
+}
+
+/// Waits until `queue` has yielded `count` messages in total, and returns them.
+pub async fn take(queue: &str, count: usize) -> Vec<Taken> {
+    let mut all = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while all.len() < count && tokio::time::Instant::now() < deadline {
+        all.extend(drain(queue).await);
+        if all.len() < count {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    all
+}
+
+/// A header of a taken message, as text.
+pub fn header(taken: &Taken, name: &str) -> Option<String> {
+    let headers = taken.properties.headers().as_ref()?;
+    match headers
+        .inner()
+        .get(&lapin::types::ShortString::from(name))?
+    {
+        lapin::types::AMQPValue::LongString(s) => {
+            Some(String::from_utf8_lossy(s.as_bytes()).into_owned())
+        }
+        lapin::types::AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+        lapin::types::AMQPValue::LongUInt(n) => Some(n.to_string()),
+        other => Some(format!("{other:?}")),
+    }
+}
+
+/// Publishes one message with a confirm, as some other producer would.
+pub async fn publish_raw(
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    properties: BasicProperties,
+) {
+    let conn = Connection::connect(&crate::amqp_url(), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    channel
+        .confirm_select(lapin::options::ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let confirm = channel
+        .basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            lapin::options::BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            },
+            body,
+            properties.with_delivery_mode(2),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(
+        confirm,
+        lapin::Confirmation::Ack(None),
+        "published and routed"
+    );
+    let _ = conn.close(200, "published".into()).await;
+}
+
+/// A broker link for test-side tooling (dead-letter listing and replay).
+pub async fn tool_link(
+    topology: &Topology,
+) -> (
+    shared::amqp::BrokerLink,
+    tokio_util::sync::CancellationToken,
+) {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (link, _task) = shared::amqp::BrokerLink::start(
+        shared::amqp::LinkConfig {
+            url: crate::amqp_url(),
+            connection_name: "hookwire-test-tool".into(),
+            publish_channels: 1,
+            confirm_timeout: std::time::Duration::from_secs(5),
+            heartbeat: std::time::Duration::from_secs(10),
+            topology: topology.clone(),
+            scope: shared::amqp::TopologyScope::Worker,
+        },
+        stop.clone(),
+    );
+    assert!(link.wait_ready(std::time::Duration::from_secs(10)).await);
+    (link, stop)
+}

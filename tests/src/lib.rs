@@ -1,0 +1,57 @@
+//! Helpers for hookwire's end-to-end tests: real broker, real gateway, real sockets.
+//!
+//! Each test gets its own topology prefix (so its own exchange and queues on the
+//! shared broker), removed again when the test ends, pass or fail.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+pub mod broker;
+pub mod database;
+pub mod fake_pluggy;
+pub mod gateway;
+pub mod http_client;
+pub mod livetip;
+pub mod process;
+pub mod proxy;
+pub mod worker;
+
+use std::future::Future;
+use std::time::Duration;
+
+/// Broker the tests use (`AMQP_URL`, else the local default).
+pub fn amqp_url() -> String {
+    std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// Test output on demand: `TEST_LOG=1` prints the product's logs.
+pub fn init_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        shared::telemetry::init(shared::telemetry::LogFormat::Text);
+    }
+}
+
+/// Polls `check` until it yields `Some`, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Hex HMAC-SHA256 of `body` under `secret`, as Pluggy's guide specifies.
+pub fn pluggy_signature(secret: &str, body: &[u8]) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}

@@ -1,0 +1,271 @@
+//! Building and running a worker: what `main` and the tests both call.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use sea_orm::DatabaseConnection;
+use shared::Provider;
+use shared::amqp::{BrokerLink, LinkConfig, Topology, TopologyScope};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::WorkerSettings;
+use crate::consumer::{self, QueueKind};
+use crate::handlers::Applied;
+
+/// A worker that could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The database is unreachable or the URL is wrong.
+    #[error("cannot open DATABASE_URL")]
+    Database(#[source] sea_orm::DbErr),
+    /// Migrations failed.
+    #[error("database migrations failed")]
+    Migrations(#[source] sea_orm::DbErr),
+    /// The Pluggy client cannot be built.
+    #[error("cannot set up the Pluggy API client")]
+    Pluggy(#[source] crate::pluggy::PluggyError),
+    /// The health listener cannot bind.
+    #[error("cannot listen on WORKER_METRICS_ADDR {addr}")]
+    Bind {
+        /// Address asked for.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Counters of what this process did (exported as metrics by the observability work).
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Events whose effect was applied.
+    pub processed: AtomicU64,
+    /// Events recorded as ignored.
+    pub ignored: AtomicU64,
+    /// Copies acknowledged without effect.
+    pub duplicates: AtomicU64,
+    /// Events sent to a delayed-retry step.
+    pub retried: AtomicU64,
+    /// Events dead-lettered.
+    pub dead_lettered: AtomicU64,
+}
+
+impl Stats {
+    pub(crate) fn record_applied(&self, applied: Applied) {
+        match applied {
+            Applied::Processed => &self.processed,
+            Applied::Ignored => &self.ignored,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_duplicate(&self) {
+        self.duplicates.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_retry(&self) {
+        self.retried.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_dead_letter(&self) {
+        self.dead_lettered.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// What every handler shares.
+#[derive(Debug)]
+pub struct WorkerContext {
+    /// Database pool.
+    pub db: DatabaseConnection,
+    /// Broker link (consumer channels and confirmed publishes).
+    pub link: BrokerLink,
+    /// Names, retry steps included.
+    pub topology: Topology,
+    /// Settings.
+    pub settings: WorkerSettings,
+    /// `host:pid`, recorded on the rows this process completes.
+    pub worker_id: String,
+    /// Pluggy's API, when configured.
+    pub pluggy: Option<crate::pluggy::PluggyClient>,
+    /// Counters.
+    pub stats: Stats,
+    /// Consumers currently subscribed.
+    pub consuming: AtomicUsize,
+}
+
+impl WorkerContext {
+    /// Every queue has a live consumer.
+    pub fn is_consuming(&self) -> bool {
+        self.consuming.load(Ordering::Relaxed) >= QUEUES
+    }
+}
+
+/// Work queues plus the audit queue.
+const QUEUES: usize = Provider::ALL.len() + 1;
+
+/// A connected worker, ready to consume.
+#[derive(Debug)]
+pub struct Worker {
+    ctx: Arc<WorkerContext>,
+    health: TcpListener,
+    health_addr: SocketAddr,
+    link_shutdown: CancellationToken,
+    link_task: tokio::task::JoinHandle<()>,
+}
+
+impl Worker {
+    /// Opens the database (migrating unless told not to), binds the health listener and
+    /// starts the broker link. A broker that is down does not stop start-up.
+    pub async fn build(settings: WorkerSettings, migrate: bool) -> Result<Self, StartupError> {
+        let db = shared::db::connect(settings.database_url(), settings.database_max_connections)
+            .await
+            .map_err(StartupError::Database)?;
+        if migrate {
+            shared::db::migrate(&db)
+                .await
+                .map_err(StartupError::Migrations)?;
+        }
+        let health = TcpListener::bind(settings.worker_metrics_addr)
+            .await
+            .map_err(|source| StartupError::Bind {
+                addr: settings.worker_metrics_addr,
+                source,
+            })?;
+        let health_addr = health.local_addr().map_err(|source| StartupError::Bind {
+            addr: settings.worker_metrics_addr,
+            source,
+        })?;
+        let pluggy = match settings.pluggy() {
+            Some(config) => {
+                Some(crate::pluggy::PluggyClient::new(config).map_err(StartupError::Pluggy)?)
+            }
+            None => {
+                tracing::warn!(
+                    "PLUGGY_CLIENT_ID/PLUGGY_CLIENT_SECRET not set: Pluggy events are recorded, not synced"
+                );
+                None
+            }
+        };
+        let topology = settings.topology();
+        let link_shutdown = CancellationToken::new();
+        let (link, link_task) = BrokerLink::start(
+            LinkConfig {
+                url: settings.amqp_url.clone(),
+                connection_name: "hookwire-worker".to_owned(),
+                publish_channels: 2,
+                confirm_timeout: Duration::from_secs(10),
+                heartbeat: Duration::from_secs(10),
+                topology: topology.clone(),
+                scope: TopologyScope::Worker,
+            },
+            link_shutdown.clone(),
+        );
+        let ctx = Arc::new(WorkerContext {
+            db,
+            link,
+            topology,
+            settings,
+            worker_id: worker_id(),
+            pluggy,
+            stats: Stats::default(),
+            consuming: AtomicUsize::new(0),
+        });
+        Ok(Self {
+            ctx,
+            health,
+            health_addr,
+            link_shutdown,
+            link_task,
+        })
+    }
+
+    /// Address of the health listener.
+    pub fn health_addr(&self) -> SocketAddr {
+        self.health_addr
+    }
+
+    /// Shared context (tests read counters from it).
+    pub fn context(&self) -> Arc<WorkerContext> {
+        self.ctx.clone()
+    }
+
+    /// Consumes until `shutdown`, then stops consuming, lets in-flight events finish
+    /// (within the deadline) and closes the broker connection. Returns whether every
+    /// in-flight event settled in time.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> bool {
+        let tracker = TaskTracker::new();
+        let slots = Arc::new(Semaphore::new(
+            usize::try_from(self.ctx.settings.worker_concurrency).unwrap_or(8),
+        ));
+        let health_stop = CancellationToken::new();
+        let health = tokio::spawn(crate::health::serve(
+            self.health,
+            self.ctx.clone(),
+            health_stop.clone(),
+        ));
+        let mut queues: Vec<(String, QueueKind)> = Provider::ALL
+            .iter()
+            .map(|p| (self.ctx.topology.work_queue(*p), QueueKind::Events(*p)))
+            .collect();
+        queues.push((self.ctx.topology.rejected_queue(), QueueKind::Rejected));
+        let consumers: Vec<_> = queues
+            .into_iter()
+            .map(|(queue, kind)| {
+                tokio::spawn(consumer::consume(
+                    self.ctx.clone(),
+                    queue,
+                    kind,
+                    slots.clone(),
+                    tracker.clone(),
+                    shutdown.clone(),
+                ))
+            })
+            .collect();
+        tracing::info!(worker = %self.ctx.worker_id, health = %self.health_addr, "worker started");
+
+        shutdown.cancelled().await;
+        tracing::info!("stopping: no new deliveries; finishing in-flight events");
+        let deadline = self.ctx.settings.worker_shutdown_deadline;
+        let drained = tokio::time::timeout(deadline, async {
+            for consumer in consumers {
+                let _ = consumer.await;
+            }
+            tracker.close();
+            tracker.wait().await;
+        })
+        .await
+        .is_ok();
+        if !drained {
+            tracing::warn!("shutdown deadline passed; unfinished deliveries go back to the broker");
+        }
+        self.link_shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.link_task).await;
+        health_stop.cancel();
+        let _ = health.await;
+        let stats = &self.ctx.stats;
+        tracing::info!(
+            processed = stats.processed.load(Ordering::Relaxed),
+            ignored = stats.ignored.load(Ordering::Relaxed),
+            duplicates = stats.duplicates.load(Ordering::Relaxed),
+            retried = stats.retried.load(Ordering::Relaxed),
+            dead_lettered = stats.dead_lettered.load(Ordering::Relaxed),
+            "worker stopped"
+        );
+        drained
+    }
+}
+
+fn worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "worker".to_owned());
+    format!("{host}:{}", std::process::id())
+}

@@ -1,0 +1,151 @@
+//! The `worker` command: `run` (default), `migrate`, `dlq list`, `dlq replay`.
+//!
+//! In the library so end-to-end tests run the exact entry point as a process.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use shared::amqp::{BrokerLink, LinkConfig, TopologyScope};
+use tokio_util::sync::CancellationToken;
+
+use crate::app::Worker;
+use crate::config::{Cli, Command, DlqCommand, WorkerSettings};
+use crate::dlq;
+
+/// Parses the command line and runs it.
+pub fn main() -> ExitCode {
+    let _ = dotenvy::dotenv();
+    let cli = Cli::parse();
+    shared::telemetry::init(cli.settings.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    let settings = cli.settings;
+    match cli.command.unwrap_or(Command::Run { no_migrate: false }) {
+        Command::Run { no_migrate } => run_worker(settings, !no_migrate).await,
+        Command::Migrate => migrate(&settings).await,
+        Command::Dlq(command) => dead_letters(settings, command).await,
+    }
+}
+
+async fn run_worker(settings: WorkerSettings, migrate: bool) -> ExitCode {
+    let worker = match Worker::build(settings, migrate).await {
+        Ok(worker) => worker,
+        Err(error) => return fail("worker failed to start", &error),
+    };
+    let shutdown = CancellationToken::new();
+    shared::shutdown::cancel_on_signal(shutdown.clone());
+    worker.run_until_stopped(shutdown).await;
+    ExitCode::SUCCESS
+}
+
+async fn migrate(settings: &WorkerSettings) -> ExitCode {
+    let db = match shared::db::connect(settings.database_url(), 2).await {
+        Ok(db) => db,
+        Err(error) => return fail("cannot open DATABASE_URL", &error),
+    };
+    match shared::db::migrate(&db).await {
+        Ok(()) => {
+            tracing::info!("migrations applied");
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail("migrations failed", &error),
+    }
+}
+
+async fn dead_letters(settings: WorkerSettings, command: DlqCommand) -> ExitCode {
+    let topology = settings.topology();
+    let stop = CancellationToken::new();
+    let (link, task) = BrokerLink::start(
+        LinkConfig {
+            url: settings.amqp_url.clone(),
+            connection_name: "hookwire-dlq".to_owned(),
+            publish_channels: 1,
+            confirm_timeout: Duration::from_secs(10),
+            heartbeat: Duration::from_secs(10),
+            topology: topology.clone(),
+            scope: TopologyScope::Worker,
+        },
+        stop.clone(),
+    );
+    let code = if !link.wait_ready(Duration::from_secs(15)).await {
+        tracing::error!("cannot reach the broker at AMQP_URL");
+        ExitCode::FAILURE
+    } else {
+        match command {
+            DlqCommand::List { provider, limit } => {
+                match dlq::list(&link, &topology, provider, limit).await {
+                    Ok(letters) => {
+                        for l in &letters {
+                            println!(
+                                "{}\t{}\tattempts={}\t{}\t{}\t{} bytes\t{}",
+                                l.provider,
+                                l.event,
+                                l.attempts,
+                                l.class,
+                                l.dead_at,
+                                l.bytes,
+                                l.reason
+                            );
+                        }
+                        println!("{} dead letter(s)", letters.len());
+                        ExitCode::SUCCESS
+                    }
+                    Err(error) => fail("dlq list failed", &error),
+                }
+            }
+            DlqCommand::Replay {
+                provider,
+                event,
+                all,
+                dry_run,
+            } => {
+                if !all && provider.is_none() && event.is_none() {
+                    eprintln!(
+                        "refusing to replay everything without --all (or narrow with --provider/--event)"
+                    );
+                    ExitCode::from(2)
+                } else {
+                    match dlq::replay(&link, &topology, provider, event.as_deref(), dry_run).await {
+                        Ok(report) => {
+                            let verb = if dry_run { "would replay" } else { "replayed" };
+                            println!(
+                                "{verb} {} dead letter(s); {} kept",
+                                report.replayed, report.kept
+                            );
+                            ExitCode::SUCCESS
+                        }
+                        Err(error) => fail("dlq replay failed", &error),
+                    }
+                }
+            }
+        }
+    };
+    stop.cancel();
+    let _ = task.await;
+    code
+}
+
+fn fail(what: &str, error: &dyn std::error::Error) -> ExitCode {
+    let mut chain = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        chain.push_str(": ");
+        chain.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    tracing::error!(error = %chain, "{what}");
+    ExitCode::FAILURE
+}

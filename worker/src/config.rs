@@ -1,0 +1,256 @@
+//! Worker settings and subcommands, from the environment (and `.env`) or flags.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use shared::Provider;
+use shared::amqp::Topology;
+use shared::telemetry::LogFormat;
+
+/// hookwire worker: consumes the provider queues and applies each event's effect once.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "worker", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do; `run` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Settings shared by every subcommand.
+    #[command(flatten)]
+    pub settings: WorkerSettings,
+}
+
+/// Subcommands.
+#[derive(Clone, Debug, Subcommand)]
+pub enum Command {
+    /// Consume events until SIGTERM (the default).
+    Run {
+        /// Do not apply migrations at start-up (when a release job does it).
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Inspect or replay dead letters.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+}
+
+/// `worker dlq ...`
+#[derive(Clone, Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Show dead letters without removing them.
+    List {
+        /// Only this provider's dead letters.
+        #[arg(long)]
+        provider: Option<Provider>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Send dead letters back to their work queue with the attempt counter reset.
+    Replay {
+        /// Only this provider's dead letters.
+        #[arg(long)]
+        provider: Option<Provider>,
+        /// Only dead letters of this event (`item/updated`, `payment_confirmed`).
+        #[arg(long)]
+        event: Option<String>,
+        /// Replay everything (required when no filter is given).
+        #[arg(long)]
+        all: bool,
+        /// Show what would be replayed; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// Settings every subcommand reads.
+#[derive(Clone, Debug, Args)]
+pub struct WorkerSettings {
+    /// Database URL (`postgres://...` in production). Unset: an SQLite file in the
+    /// working directory.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// RabbitMQ URL.
+    #[arg(
+        long,
+        env = "AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    pub amqp_url: String,
+
+    /// Prefix of every exchange and queue name; must match the gateway's.
+    #[arg(long, env = "AMQP_PREFIX", default_value = "hookwire", value_parser = parse_topology)]
+    pub amqp_prefix: Topology,
+
+    /// Unacknowledged deliveries the broker sends each consumer channel ahead.
+    #[arg(long, env = "WORKER_PREFETCH", default_value_t = 32,
+          value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    pub worker_prefetch: u16,
+
+    /// Events handled at once in this process.
+    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub worker_concurrency: u32,
+
+    /// Processing attempts before an event that keeps failing transiently is
+    /// dead-lettered.
+    #[arg(long, env = "WORKER_MAX_ATTEMPTS", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pub worker_max_attempts: u32,
+
+    /// Delays of the durable retry steps, comma-separated (`500ms`, `10s`, `1m`, `1h`);
+    /// attempt n waits step n, the last step repeats.
+    #[arg(long, env = "WORKER_RETRY_DELAYS", default_value = "10s,1m,10m,1h", value_parser = parse_delays)]
+    pub worker_retry_delays: Delays,
+
+    /// In-process retry budget (exponential backoff with jitter) before an event goes
+    /// to a durable retry step.
+    #[arg(long, env = "WORKER_INLINE_RETRY", default_value = "30s", value_parser = parse_duration)]
+    pub worker_inline_retry: Duration,
+
+    /// How long a claim on an event lasts; a crashed worker's claim is taken over after it.
+    #[arg(long, env = "WORKER_LEASE", default_value = "2m", value_parser = parse_duration)]
+    pub worker_lease: Duration,
+
+    /// Health (and later metrics) listener.
+    #[arg(long, env = "WORKER_METRICS_ADDR", default_value = "0.0.0.0:9100")]
+    pub worker_metrics_addr: SocketAddr,
+
+    /// On SIGTERM, how long in-flight events may take before unfinished ones are
+    /// handed back to the broker.
+    #[arg(long, env = "WORKER_SHUTDOWN_DEADLINE", default_value = "25s", value_parser = parse_duration)]
+    pub worker_shutdown_deadline: Duration,
+
+    /// Database connections in the pool.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pub database_max_connections: u32,
+
+    /// Pluggy client id (`POST /auth`). Unset: Pluggy events are recorded, not synced.
+    #[arg(long, env = "PLUGGY_CLIENT_ID")]
+    pub pluggy_client_id: Option<String>,
+
+    /// Pluggy client secret.
+    #[arg(long, env = "PLUGGY_CLIENT_SECRET", hide_env_values = true)]
+    pub pluggy_client_secret: Option<String>,
+
+    /// Pluggy API base URL.
+    #[arg(long, env = "PLUGGY_API_URL", default_value = "https://api.pluggy.ai")]
+    pub pluggy_api_url: String,
+
+    /// Timeout of each Pluggy API request.
+    #[arg(long, env = "PLUGGY_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    pub pluggy_timeout: Duration,
+
+    /// `text` or `json`.
+    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// Retry step delays, at least one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delays(pub Vec<Duration>);
+
+impl WorkerSettings {
+    /// The database URL in force.
+    pub fn database_url(&self) -> &str {
+        self.database_url
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or(shared::db::DEFAULT_DATABASE_URL)
+    }
+
+    /// The Pluggy API settings, when both credentials are set.
+    pub fn pluggy(&self) -> Option<crate::pluggy::client::PluggyConfig> {
+        let id = self
+            .pluggy_client_id
+            .as_deref()
+            .filter(|v| !v.trim().is_empty())?;
+        let secret = self
+            .pluggy_client_secret
+            .as_deref()
+            .filter(|v| !v.trim().is_empty())?;
+        Some(crate::pluggy::client::PluggyConfig {
+            base_url: self.pluggy_api_url.trim_end_matches('/').to_owned(),
+            client_id: id.trim().to_owned(),
+            client_secret: shared::secret::Secret::new(secret.trim()),
+            timeout: self.pluggy_timeout,
+        })
+    }
+
+    /// The topology with this worker's retry steps.
+    pub fn topology(&self) -> Topology {
+        self.amqp_prefix
+            .clone()
+            .with_retry_delays(self.worker_retry_delays.0.clone())
+    }
+}
+
+fn parse_topology(raw: &str) -> Result<Topology, String> {
+    Topology::new(raw).map_err(|e| e.to_string())
+}
+
+/// `250ms`, `10s`, `5m`, `1h`.
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (number, unit) = raw.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("expected a duration such as 500ms, 10s, 1m or 1h, got {raw:?}"))?;
+    let duration = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" | "" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {raw:?} (use ms, s, m or h)"
+            ));
+        }
+    };
+    if duration.is_zero() {
+        return Err(format!("{raw:?} must be longer than zero"));
+    }
+    Ok(duration)
+}
+
+fn parse_delays(raw: &str) -> Result<Delays, String> {
+    let delays = raw
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(parse_duration)
+        .collect::<Result<Vec<_>, _>>()?;
+    if delays.is_empty() {
+        return Err("at least one delay is required".into());
+    }
+    Ok(Delays(delays))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_delay_lists() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("ten").is_err());
+        assert_eq!(
+            parse_delays("10s,1m").map(|d| d.0),
+            Ok(vec![Duration::from_secs(10), Duration::from_secs(60)])
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let err = Cli::try_parse_from(["worker", "--worker-retry-delays", "soon"]).map(|_| ());
+        assert!(err.is_err_and(|e| e.to_string().contains("WORKER_RETRY_DELAYS")));
+    }
+}

@@ -1,0 +1,88 @@
+//! Per-provider effects. `prepare` does what needs no write (parsing, provider API
+//! calls) after the event is claimed; `apply` writes inside the transaction that also
+//! marks the event done.
+//!
+//! Exhaustive over [`Provider`]: a new provider does not compile until it has a handler.
+
+pub mod livetip;
+pub mod pluggy;
+pub mod rejected;
+
+use sea_orm::{DatabaseConnection, DatabaseTransaction};
+use sha2::{Digest, Sha256};
+use shared::payload::livetip::LiveTipEvent;
+use shared::payload::pluggy::parse_head;
+use shared::{Envelope, Provider};
+use uuid::Uuid;
+
+use crate::error::WorkerError;
+use crate::pluggy::PluggyClient;
+
+/// What applying an event amounted to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The event changed our state.
+    Processed,
+    /// An event we record but do not act on.
+    Ignored,
+}
+
+/// A prepared event, ready to be written.
+#[derive(Debug)]
+pub enum Prepared {
+    /// Pluggy: event name and what to write.
+    Pluggy(String, pluggy::Plan),
+    /// LiveTip: the parsed event.
+    LiveTip(LiveTipEvent),
+}
+
+/// Identifies an event across copies: Pluggy keeps `eventId` (or the older `id`) across
+/// its retries; LiveTip has no event id, so identical bodies are one event.
+pub fn dedupe_key(envelope: &Envelope) -> String {
+    match envelope.provider {
+        Provider::Pluggy => match &envelope.provider_event_id {
+            Some(id) => format!("event:{id}"),
+            None => body_hash(&envelope.body),
+        },
+        Provider::LiveTip => body_hash(&envelope.body),
+    }
+}
+
+fn body_hash(body: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(body)))
+}
+
+/// Parses and fetches; no writes.
+pub async fn prepare(
+    db: &DatabaseConnection,
+    pluggy: Option<&PluggyClient>,
+    envelope: &Envelope,
+) -> Result<Prepared, WorkerError> {
+    match envelope.provider {
+        Provider::Pluggy => {
+            let head = parse_head(&envelope.body)?;
+            let payload: serde_json::Value = serde_json::from_slice(&envelope.body)
+                .map_err(|e| shared::payload::PayloadError(e.to_string()))?;
+            let plan = pluggy::prepare::prepare(db, pluggy, &head.event, &payload).await?;
+            Ok(Prepared::Pluggy(head.event, plan))
+        }
+        Provider::LiveTip => Ok(Prepared::LiveTip(shared::payload::livetip::parse(
+            &envelope.body,
+        )?)),
+    }
+}
+
+/// Writes one prepared event.
+pub async fn apply(
+    txn: &DatabaseTransaction,
+    envelope: &Envelope,
+    event_row: Uuid,
+    prepared: Prepared,
+) -> Result<Applied, WorkerError> {
+    match prepared {
+        Prepared::Pluggy(event, plan) => {
+            pluggy::apply(txn, envelope, event_row, &event, plan).await
+        }
+        Prepared::LiveTip(event) => livetip::apply(txn, envelope, event_row, event).await,
+    }
+}

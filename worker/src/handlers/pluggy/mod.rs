@@ -1,0 +1,131 @@
+//! Pluggy events: the spec's guide against Pluggy's real API. Fetch in `prepare`,
+//! write in `apply` (inside the transaction that marks the event done).
+
+pub mod prepare;
+pub mod store;
+
+use sea_orm::DatabaseTransaction;
+use serde_json::{Value, json};
+use shared::Envelope;
+use uuid::Uuid;
+
+pub use prepare::Plan;
+
+use super::Applied;
+use crate::error::WorkerError;
+use crate::logs::{self, LogEntry};
+
+/// Events the product acts on; others are recorded as ignored.
+pub const KNOWN_EVENTS: &[&str] = &[
+    "item/created",
+    "item/updated",
+    "item/deleted",
+    "item/error",
+    "item/waiting_user_input",
+    "item/waiting_user_action",
+    "item/login_succeeded",
+    "connector/status_updated",
+    "transactions/created",
+    "transactions/updated",
+    "transactions/deleted",
+    "account/created",
+    "account/updated",
+];
+
+/// Applies a prepared Pluggy event.
+pub async fn apply(
+    txn: &DatabaseTransaction,
+    envelope: &Envelope,
+    event_row: Uuid,
+    event: &str,
+    plan: Plan,
+) -> Result<Applied, WorkerError> {
+    let mut summary = json!({});
+    let applied = match plan {
+        Plan::Item {
+            item,
+            accounts,
+            transactions,
+        } => {
+            let ready = item.is_ready();
+            store::upsert_item(txn, &item, event, ready).await?;
+            let accounts_written = store::upsert_accounts(txn, &accounts, ready).await?;
+            let mut transactions_written = 0;
+            for (account_id, list) in &transactions {
+                transactions_written += store::upsert_transactions(txn, account_id, list).await?;
+                store::mark_synced(txn, account_id).await?;
+            }
+            summary = json!({"itemId": item.id, "ready": ready, "accounts": accounts.len(),
+                "accountsWritten": accounts_written, "transactionsWritten": transactions_written});
+            Applied::Processed
+        }
+        Plan::ItemError { item_id, error } => {
+            store::item_error(txn, &item_id, &error).await?;
+            summary = json!({"itemId": item_id, "error": error});
+            Applied::Processed
+        }
+        Plan::ItemDeleted { item_id } => {
+            store::item_deleted(txn, &item_id).await?;
+            summary = json!({"itemId": item_id});
+            Applied::Processed
+        }
+        Plan::Record { item_id } => {
+            if let Some(item_id) = &item_id {
+                store::touch_item(txn, item_id, event).await?;
+            }
+            Applied::Processed
+        }
+        Plan::Transactions {
+            item_id,
+            account_id,
+            account,
+            transactions,
+        } => {
+            if let Some(account) = &account {
+                store::upsert_accounts(txn, std::slice::from_ref(account), false).await?;
+            }
+            let written = store::upsert_transactions(txn, &account_id, &transactions).await?;
+            store::mark_synced(txn, &account_id).await?;
+            summary = json!({"itemId": item_id, "accountId": account_id, "fetched": transactions.len(), "transactionsWritten": written});
+            Applied::Processed
+        }
+        Plan::TransactionsDeleted { ids } => {
+            let deleted = store::delete_transactions(txn, &ids).await?;
+            summary = json!({"transactionsDeleted": deleted});
+            Applied::Processed
+        }
+        Plan::Account { account } => {
+            store::upsert_accounts(txn, std::slice::from_ref(&account), false).await?;
+            summary = json!({"accountId": account.get("id")});
+            Applied::Processed
+        }
+        Plan::Skip { reason } => {
+            summary = json!({"reason": reason});
+            Applied::Ignored
+        }
+    };
+    let (log_type, status) = match applied {
+        Applied::Processed => ("webhook", "processed"),
+        Applied::Ignored => ("event_ignored", "ignored"),
+    };
+    let mut data = serde_json::from_slice::<Value>(&envelope.body).unwrap_or(Value::Null);
+    if let (Some(object), Value::Object(extra)) = (data.as_object_mut(), summary) {
+        object.insert("hookwire".into(), Value::Object(extra));
+    }
+    logs::write(
+        txn,
+        LogEntry {
+            log_type,
+            event: Some(event.to_owned()),
+            status,
+            data: Some(data.to_string()),
+            ip: envelope.client_ip.map(|ip| ip.to_string()),
+            provider: Some("pluggy"),
+            webhook_event_id: Some(event_row),
+            trace_id: Some(envelope.trace.trace_id()),
+            ..LogEntry::default()
+        },
+    )
+    .await?;
+    Ok(applied)
+}

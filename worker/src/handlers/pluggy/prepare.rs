@@ -1,0 +1,208 @@
+//! What a Pluggy event needs from Pluggy's API, fetched before any write.
+//!
+//! Runs after the event is claimed (a duplicate never reaches Pluggy) and outside the
+//! database transaction (no transaction stays open across HTTP calls).
+
+use sea_orm::{DatabaseConnection, EntityTrait};
+use serde_json::Value;
+use shared::db::entities::bank_account::Entity as BankAccounts;
+use shared::payload::PayloadError;
+
+use super::KNOWN_EVENTS;
+use crate::error::WorkerError;
+use crate::pluggy::PluggyClient;
+use crate::pluggy::model::Item;
+
+/// The writes an event calls for, with everything fetched.
+#[derive(Debug)]
+pub enum Plan {
+    /// `item/created`, `item/updated`: the item, and when it is ready its accounts and
+    /// their transactions (inactive accounts skipped).
+    Item {
+        item: Item,
+        accounts: Vec<Value>,
+        transactions: Vec<(String, Vec<Value>)>,
+    },
+    /// `item/error`: store it, mark the item's accounts in error.
+    ItemError { item_id: String, error: Value },
+    /// `item/deleted`: keep history, deactivate accounts.
+    ItemDeleted { item_id: String },
+    /// Events recorded without an API call.
+    Record { item_id: Option<String> },
+    /// `transactions/created|updated`: upsert these (and the account, when new).
+    Transactions {
+        item_id: Option<String>,
+        account_id: String,
+        account: Option<Value>,
+        transactions: Vec<Value>,
+    },
+    /// `transactions/deleted`.
+    TransactionsDeleted { ids: Vec<String> },
+    /// `account/created|updated`.
+    Account { account: Value },
+    /// Nothing to do, and why (recorded as ignored).
+    Skip { reason: String },
+}
+
+fn field<'a>(payload: &'a Value, name: &str) -> Option<&'a str> {
+    payload
+        .get(name)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+fn required(payload: &Value, name: &str, event: &str) -> Result<String, WorkerError> {
+    field(payload, name)
+        .map(str::to_owned)
+        .ok_or_else(|| WorkerError::Payload(PayloadError(format!("{event} requires {name}"))))
+}
+
+/// Works out and fetches what `event` needs.
+pub async fn prepare(
+    db: &DatabaseConnection,
+    client: Option<&PluggyClient>,
+    event: &str,
+    payload: &Value,
+) -> Result<Plan, WorkerError> {
+    if !KNOWN_EVENTS.contains(&event) {
+        return Ok(Plan::Skip {
+            reason: "event not handled".into(),
+        });
+    }
+    match event {
+        "item/error" => {
+            return Ok(Plan::ItemError {
+                item_id: required(payload, "itemId", event)?,
+                error: payload.get("error").cloned().unwrap_or(Value::Null),
+            });
+        }
+        "item/deleted" => {
+            return Ok(Plan::ItemDeleted {
+                item_id: required(payload, "itemId", event)?,
+            });
+        }
+        "item/waiting_user_input"
+        | "item/waiting_user_action"
+        | "item/login_succeeded"
+        | "connector/status_updated" => {
+            return Ok(Plan::Record {
+                item_id: field(payload, "itemId").map(str::to_owned),
+            });
+        }
+        "transactions/deleted" => {
+            return Ok(Plan::TransactionsDeleted {
+                ids: string_list(payload, "transactionIds"),
+            });
+        }
+        _ => {}
+    }
+    let Some(client) = client else {
+        return Ok(Plan::Skip {
+            reason: "Pluggy API not configured (PLUGGY_CLIENT_ID, PLUGGY_CLIENT_SECRET)".into(),
+        });
+    };
+    match event {
+        "item/created" | "item/updated" => {
+            let item_id = required(payload, "itemId", event)?;
+            let item = client.item(&item_id).await?;
+            if !item.is_ready() {
+                return Ok(Plan::Item {
+                    item,
+                    accounts: Vec::new(),
+                    transactions: Vec::new(),
+                });
+            }
+            let accounts = client.accounts(&item_id).await?;
+            let mut transactions = Vec::new();
+            for account in &accounts {
+                let Some(id) = field(account, "id") else {
+                    continue;
+                };
+                if is_inactive(db, id).await? {
+                    continue;
+                }
+                transactions.push((id.to_owned(), client.transactions(id, None).await?));
+            }
+            Ok(Plan::Item {
+                item,
+                accounts,
+                transactions,
+            })
+        }
+        "transactions/created" | "transactions/updated" => {
+            let account_id = required(payload, "accountId", event)?;
+            if is_inactive(db, &account_id).await? {
+                return Ok(Plan::Skip {
+                    reason: "account is inactive".into(),
+                });
+            }
+            let item_id = field(payload, "itemId").map(str::to_owned);
+            // An event for an account we do not know yet fetches the account first.
+            let known = BankAccounts::find_by_id(account_id.clone())
+                .one(db)
+                .await?
+                .is_some();
+            let account = match (&item_id, known) {
+                (Some(item_id), false) => client
+                    .accounts(item_id)
+                    .await?
+                    .into_iter()
+                    .find(|a| field(a, "id") == Some(account_id.as_str())),
+                _ => None,
+            };
+            let transactions = if event == "transactions/updated" {
+                client
+                    .transactions_by_ids(&string_list(payload, "transactionIds"))
+                    .await?
+            } else {
+                client
+                    .transactions(&account_id, field(payload, "transactionsCreatedAtFrom"))
+                    .await?
+            };
+            Ok(Plan::Transactions {
+                item_id,
+                account_id,
+                account,
+                transactions,
+            })
+        }
+        "account/created" | "account/updated" => {
+            let item_id = required(payload, "itemId", event)?;
+            let account_id = required(payload, "accountId", event)?;
+            let account = client
+                .accounts(&item_id)
+                .await?
+                .into_iter()
+                .find(|a| field(a, "id") == Some(account_id.as_str()));
+            Ok(match account {
+                Some(account) => Plan::Account { account },
+                None => Plan::Skip {
+                    reason: "account not found at Pluggy".into(),
+                },
+            })
+        }
+        _ => Ok(Plan::Skip {
+            reason: "event not handled".into(),
+        }),
+    }
+}
+
+async fn is_inactive(db: &DatabaseConnection, account_id: &str) -> Result<bool, WorkerError> {
+    Ok(BankAccounts::find_by_id(account_id.to_owned())
+        .one(db)
+        .await?
+        .is_some_and(|a| !a.is_active))
+}
+
+fn string_list(payload: &Value, name: &str) -> Vec<String> {
+    payload
+        .get(name)
+        .and_then(Value::as_array)
+        .map(|ids| {
+            ids.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}

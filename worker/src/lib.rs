@@ -1,0 +1,29 @@
+//! hookwire worker: consumes the provider queues and applies each event's effect once.
+//!
+//! # Layout
+//! - [`config`]: settings and subcommands; [`cli`]: the binary.
+//! - [`app`]: [`app::Worker`] builds (database, migrations, broker link) and runs.
+//! - [`consumer`]: competing consumers per queue, reconnecting with the link.
+//! - [`pipeline`]: one delivery to its settlement: ack, delayed retry or dead letter.
+//! - [`inbox`]: claim-before-effect on `webhook_events`, the exactly-once mechanism.
+//! - [`handlers`]: per-provider effects, inside the claim's transaction.
+//! - [`retry`]: the backoff policy and retry steps; [`error`]: transient or permanent.
+//! - [`dlq`]: dead-letter listing and replay; [`health`]: `/healthz`, `/readyz`;
+//!   [`logs`]: the spec's webhook log.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod consumer;
+pub mod dlq;
+pub mod error;
+pub mod handlers;
+pub mod health;
+pub mod inbox;
+pub mod logs;
+pub mod pipeline;
+pub mod pluggy;
+pub mod retry;
+
+pub use app::Worker;
+pub use config::{Cli, WorkerSettings};

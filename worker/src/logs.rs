@@ -1,0 +1,61 @@
+//! Writes the LiveTip specification's log entries (`webhook_logs`).
+
+use chrono::Utc;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait};
+use shared::db::entities::webhook_log::{self, Column, Entity as WebhookLogs};
+use uuid::Uuid;
+
+/// One entry to write.
+#[derive(Debug, Clone, Default)]
+pub struct LogEntry {
+    /// Fixed id makes the write idempotent (a redelivered record writes nothing new).
+    pub id: Option<Uuid>,
+    /// The spec's type: `webhook`, `validation`, `event_ignored`, ...
+    pub log_type: &'static str,
+    /// Provider's event name.
+    pub event: Option<String>,
+    /// The spec's status: `received`, `success`, `error`, `ignored`, `processed`.
+    pub status: &'static str,
+    /// JSON text, never holding a credential.
+    pub data: Option<String>,
+    /// Client address.
+    pub ip: Option<String>,
+    /// Provider name.
+    pub provider: Option<&'static str>,
+    /// Inbox row.
+    pub webhook_event_id: Option<Uuid>,
+    /// Trace id.
+    pub trace_id: Option<String>,
+}
+
+/// Inserts the entry (once, when it carries an id).
+pub async fn write<C: ConnectionTrait>(db: &C, entry: LogEntry) -> Result<(), DbErr> {
+    let row = webhook_log::ActiveModel {
+        id: Set(entry.id.unwrap_or_else(Uuid::new_v4)),
+        timestamp: Set(Utc::now()),
+        log_type: Set(entry.log_type.to_owned()),
+        event: Set(entry.event.map(|e| crate::inbox::truncate(&e, 255))),
+        status: Set(entry.status.to_owned()),
+        data: Set(entry.data),
+        ip: Set(entry.ip),
+        provider: Set(entry.provider.map(str::to_owned)),
+        webhook_event_id: Set(entry.webhook_event_id),
+        trace_id: Set(entry.trace_id),
+    };
+    match WebhookLogs::insert(row)
+        .on_conflict(OnConflict::column(Column::Id).do_nothing().to_owned())
+        .exec_without_returning(db)
+        .await
+    {
+        Ok(_) | Err(DbErr::RecordNotInserted) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A body as log data: the JSON text when it is JSON, else nothing.
+pub fn body_as_data(body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .map(|v| v.to_string())
+}

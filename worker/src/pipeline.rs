@@ -1,0 +1,359 @@
+//! One delivery, from arrival to its settlement: ack, retry later, or dead-letter.
+//!
+//! The message is acknowledged only after the transaction that applied its effect has
+//! committed, or after a copy of it is safely in a retry or dead-letter queue
+//! (confirmed by the broker). A crash anywhere in between leaves it unacknowledged, and
+//! the broker redelivers it.
+
+use bytes::Bytes;
+use chrono::{SecondsFormat, Utc};
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicNackOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use sea_orm::TransactionTrait;
+use shared::db::entities::webhook_event::Status;
+use shared::{Envelope, Provider};
+use tokio_util::sync::CancellationToken;
+
+use crate::app::WorkerContext;
+use crate::error::{ErrorClass, WorkerError};
+use crate::handlers::{self, Applied};
+use crate::inbox::{self, Claim};
+use crate::retry::{self, ATTEMPTS_HEADER};
+
+/// Dead-letter headers: why, what kind of failure, after how many attempts, when.
+pub mod dead_header {
+    /// Human-readable reason with its cause chain.
+    pub const REASON: &str = "x-hookwire-dead-reason";
+    /// `transient` (attempts exhausted) or `permanent`.
+    pub const CLASS: &str = "x-hookwire-error-class";
+    /// RFC 3339 UTC time of dead-lettering.
+    pub const AT: &str = "x-hookwire-dead-at";
+    /// Routing key to replay the message under.
+    pub const ROUTING_KEY: &str = "x-hookwire-routing-key";
+}
+
+/// How one event's handling ended.
+enum Handled {
+    Applied(Applied),
+    Duplicate,
+}
+
+/// What to do with the delivery.
+enum Disposition {
+    Ack,
+    /// Shutdown interrupted the handling: give the message back untouched.
+    Requeue,
+    Retry {
+        attempt: u32,
+        error: WorkerError,
+    },
+    DeadLetter {
+        attempt: u32,
+        error: WorkerError,
+    },
+}
+
+/// Handles one event delivery from `provider`'s work queue.
+pub async fn process_event(
+    ctx: &WorkerContext,
+    provider: Provider,
+    delivery: Delivery,
+    shutdown: &CancellationToken,
+) {
+    let attempt = retry::attempts(&delivery.properties) + 1;
+    let disposition =
+        match Envelope::from_amqp(&delivery.properties, Bytes::from(delivery.data.clone())) {
+            Err(error) => {
+                let error = WorkerError::from(error);
+                log_error(ctx, provider, None, &error).await;
+                Disposition::DeadLetter { attempt, error }
+            }
+            Ok(envelope) => {
+                let dedupe_key = handlers::dedupe_key(&envelope);
+                match handle_with_backoff(ctx, &envelope, &dedupe_key, shutdown).await {
+                    Ok(Handled::Applied(applied)) => {
+                        ctx.stats.record_applied(applied);
+                        tracing::debug!(
+                            provider = provider.as_str(),
+                            event = %envelope.event,
+                            trace_id = %envelope.trace.trace_id(),
+                            ?applied,
+                            "event applied"
+                        );
+                        Disposition::Ack
+                    }
+                    Ok(Handled::Duplicate) => {
+                        ctx.stats.record_duplicate();
+                        tracing::info!(
+                            provider = provider.as_str(),
+                            event = %envelope.event,
+                            dedupe_key = %dedupe_key,
+                            "duplicate event acknowledged without effect"
+                        );
+                        Disposition::Ack
+                    }
+                    Err(None) => Disposition::Requeue,
+                    Err(Some(error)) => {
+                        let dead = error.class() == ErrorClass::Permanent
+                            || attempt >= ctx.settings.worker_max_attempts;
+                        if dead {
+                            inbox_mark_dead(ctx, &envelope, &dedupe_key, &error).await;
+                            log_error(ctx, provider, Some(&envelope), &error).await;
+                            Disposition::DeadLetter { attempt, error }
+                        } else {
+                            Disposition::Retry { attempt, error }
+                        }
+                    }
+                }
+            }
+        };
+    settle(ctx, provider, delivery, disposition).await;
+}
+
+/// Retries transient failures in process, with backoff, within the inline budget.
+/// `Err(None)` means shutdown interrupted the waiting.
+async fn handle_with_backoff(
+    ctx: &WorkerContext,
+    envelope: &Envelope,
+    dedupe_key: &str,
+    shutdown: &CancellationToken,
+) -> Result<Handled, Option<WorkerError>> {
+    use backoff::backoff::Backoff;
+    let mut policy = retry::inline_policy(ctx.settings.worker_inline_retry);
+    loop {
+        match handle_once(ctx, envelope, dedupe_key).await {
+            Ok(handled) => return Ok(handled),
+            Err(error) if error.class() == ErrorClass::Permanent => return Err(Some(error)),
+            Err(error) => {
+                let Some(delay) = policy.next_backoff() else {
+                    return Err(Some(error));
+                };
+                tracing::debug!(error = %error.describe(), ?delay, "transient failure; retrying in process");
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = shutdown.cancelled() => return Err(None),
+                }
+            }
+        }
+    }
+}
+
+/// Claim, apply, mark done, commit: one attempt.
+async fn handle_once(
+    ctx: &WorkerContext,
+    envelope: &Envelope,
+    dedupe_key: &str,
+) -> Result<Handled, WorkerError> {
+    let owner = match inbox::claim(&ctx.db, envelope, dedupe_key, ctx.settings.worker_lease).await?
+    {
+        None => return Err(WorkerError::ClaimedElsewhere),
+        Some(Claim::Duplicate) => return Ok(Handled::Duplicate),
+        Some(Claim::Owned(owner)) => owner,
+    };
+    let outcome = async {
+        let prepared = handlers::prepare(&ctx.db, ctx.pluggy.as_ref(), envelope).await?;
+        let txn = ctx.db.begin().await?;
+        let applied = handlers::apply(&txn, envelope, owner.id, prepared).await?;
+        let status = match applied {
+            Applied::Processed => Status::Processed,
+            Applied::Ignored => Status::Ignored,
+        };
+        if !inbox::complete(&txn, owner, status, &ctx.worker_id).await? {
+            // Our lease expired and another copy took the event over: it will finish it.
+            txn.rollback().await?;
+            return Err(WorkerError::ClaimedElsewhere);
+        }
+        txn.commit().await?;
+        Ok(applied)
+    }
+    .await;
+    match outcome {
+        Ok(applied) => Ok(Handled::Applied(applied)),
+        Err(error) => {
+            let status = match error.class() {
+                ErrorClass::Transient => Status::Retrying,
+                ErrorClass::Permanent => Status::Dead,
+            };
+            inbox::release(&ctx.db, owner, status, &error.describe()).await;
+            Err(error)
+        }
+    }
+}
+
+/// Marks the event dead in the inbox so the row tells the same story as the queue.
+async fn inbox_mark_dead(
+    ctx: &WorkerContext,
+    envelope: &Envelope,
+    dedupe_key: &str,
+    error: &WorkerError,
+) {
+    inbox::mark_dead(&ctx.db, envelope.provider, dedupe_key, &error.describe()).await;
+}
+
+/// The spec's `error` log entry for an event given up on (best effort: the database
+/// may be the very reason).
+async fn log_error(
+    ctx: &WorkerContext,
+    provider: Provider,
+    envelope: Option<&Envelope>,
+    error: &WorkerError,
+) {
+    let entry = crate::logs::LogEntry {
+        log_type: "error",
+        event: envelope.map(|e| e.event.clone()),
+        status: "error",
+        data: Some(
+            serde_json::json!({
+                "reason": error.describe(),
+                "class": error.class().as_str(),
+                "requestId": envelope.map(|e| e.request_id.to_string()),
+            })
+            .to_string(),
+        ),
+        ip: envelope.and_then(|e| e.client_ip).map(|ip| ip.to_string()),
+        provider: Some(provider.as_str()),
+        trace_id: envelope.map(|e| e.trace.trace_id()),
+        ..crate::logs::LogEntry::default()
+    };
+    if let Err(e) = crate::logs::write(&ctx.db, entry).await {
+        tracing::debug!(error = %e, "error log not written");
+    }
+}
+
+async fn settle(
+    ctx: &WorkerContext,
+    provider: Provider,
+    delivery: Delivery,
+    disposition: Disposition,
+) {
+    let settled = match disposition {
+        Disposition::Ack => delivery.ack(BasicAckOptions::default()).await.map(drop),
+        Disposition::Requeue => requeue(&delivery).await,
+        Disposition::Retry { attempt, error } => {
+            let delay = retry::delay_after(attempt, ctx.topology.retry_delays());
+            let exchange = ctx.topology.retry_exchange(delay);
+            let mut headers = headers_of(&delivery);
+            headers.insert(ATTEMPTS_HEADER.into(), AMQPValue::LongUInt(attempt));
+            headers.insert("x-hookwire-last-error".into(), text(&error.describe()));
+            let properties = delivery.properties.clone().with_headers(headers);
+            tracing::warn!(
+                provider = provider.as_str(),
+                attempt,
+                ?delay,
+                error = %error.describe(),
+                "event failed; scheduled for a delayed retry"
+            );
+            ctx.stats.record_retry();
+            move_then_ack(ctx, delivery, &exchange, None, properties).await
+        }
+        Disposition::DeadLetter { attempt, error } => {
+            let queue = ctx.topology.dead_letter_queue(provider);
+            let mut headers = headers_of(&delivery);
+            headers.insert(ATTEMPTS_HEADER.into(), AMQPValue::LongUInt(attempt));
+            headers.insert(dead_header::REASON.into(), text(&error.describe()));
+            headers.insert(dead_header::CLASS.into(), text(error.class().as_str()));
+            headers.insert(
+                dead_header::AT.into(),
+                text(&Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)),
+            );
+            headers.insert(
+                dead_header::ROUTING_KEY.into(),
+                text(delivery.routing_key.as_str()),
+            );
+            let properties = delivery.properties.clone().with_headers(headers);
+            tracing::error!(
+                provider = provider.as_str(),
+                attempt,
+                class = error.class().as_str(),
+                error = %error.describe(),
+                "event dead-lettered"
+            );
+            ctx.stats.record_dead_letter();
+            move_then_ack(ctx, delivery, "", Some(&queue), properties).await
+        }
+    };
+    if let Err(error) = settled {
+        // The channel is gone; the broker redelivers the message to someone.
+        tracing::warn!(%error, "could not settle a delivery; the broker will redeliver it");
+    }
+}
+
+/// Publishes a copy (confirmed), then acknowledges the original. If the copy is not
+/// confirmed the original goes back to the queue: never both lost, at worst both kept.
+async fn move_then_ack(
+    ctx: &WorkerContext,
+    delivery: Delivery,
+    exchange: &str,
+    queue: Option<&str>,
+    properties: lapin::BasicProperties,
+) -> Result<(), lapin::Error> {
+    let routing_key = queue.unwrap_or(delivery.routing_key.as_str()).to_owned();
+    match ctx
+        .link
+        .publish(exchange, &routing_key, &delivery.data, properties)
+        .await
+    {
+        Ok(()) => delivery.ack(BasicAckOptions::default()).await.map(drop),
+        Err(error) => {
+            tracing::warn!(%error, exchange, "could not move the message; handing it back");
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            requeue(&delivery).await
+        }
+    }
+}
+
+async fn requeue(delivery: &Delivery) -> Result<(), lapin::Error> {
+    delivery
+        .nack(BasicNackOptions {
+            requeue: true,
+            ..BasicNackOptions::default()
+        })
+        .await
+        .map(drop)
+}
+
+fn headers_of(delivery: &Delivery) -> FieldTable {
+    delivery.properties.headers().clone().unwrap_or_default()
+}
+
+fn text(value: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(inbox::truncate(value, 2000).into_bytes()))
+}
+
+/// Handles one record from the rejected-request audit queue.
+pub async fn process_rejected(
+    ctx: &WorkerContext,
+    delivery: Delivery,
+    shutdown: &CancellationToken,
+) {
+    use backoff::backoff::Backoff;
+    let mut policy = retry::inline_policy(ctx.settings.worker_inline_retry);
+    let disposition = loop {
+        match crate::handlers::rejected::store(&ctx.db, &delivery.data).await {
+            Ok(()) => break Disposition::Ack,
+            Err(error) if error.class() == ErrorClass::Permanent => {
+                // An unreadable audit record is not worth a dead letter: log and drop.
+                tracing::warn!(error = %error.describe(), "unreadable rejected-request record dropped");
+                break Disposition::Ack;
+            }
+            Err(error) => match policy.next_backoff() {
+                Some(delay) => tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = shutdown.cancelled() => break Disposition::Requeue,
+                },
+                None => {
+                    tracing::warn!(error = %error.describe(), "rejected-request record not stored yet");
+                    break Disposition::Requeue;
+                }
+            },
+        }
+    };
+    let settled = match disposition {
+        Disposition::Ack => delivery.ack(BasicAckOptions::default()).await.map(drop),
+        _ => requeue(&delivery).await,
+    };
+    if let Err(error) = settled {
+        tracing::warn!(%error, "could not settle an audit record");
+    }
+}
