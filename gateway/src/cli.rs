@@ -1,20 +1,47 @@
-//! The `gateway` command: read config, start, stop on SIGTERM or Ctrl-C.
+//! The `gateway` command: serve (default) until SIGTERM or Ctrl-C, or `simulate` an
+//! event against a running gateway.
 //!
 //! Lives in the library so the end-to-end tests can run the exact same entry point
 //! as a real process (signals and exit codes included).
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+use crate::simulate::{self, PluggySimulation};
 use crate::{Application, GatewayConfig};
 
-/// Runs the gateway until a signal; exit code 0 after a clean drain.
+/// hookwire gateway: verifies provider webhooks and answers 2xx only once RabbitMQ
+/// has confirmed a persistent copy of the event.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "gateway", version, about, long_about = None)]
+struct Cli {
+    /// What to do; serve when omitted.
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    config: GatewayConfig,
+}
+
+#[derive(Clone, Debug, Subcommand)]
+enum Command {
+    /// Send a realistic, signed test event to a running gateway and print its answer.
+    #[command(subcommand)]
+    Simulate(Simulation),
+}
+
+#[derive(Clone, Debug, Subcommand)]
+enum Simulation {
+    /// A Pluggy event, signed with the first `PLUGGY_WEBHOOK_SECRET`.
+    Pluggy(PluggySimulation),
+}
+
+/// Runs the gateway until a signal (exit code 0 after a clean drain), or a subcommand.
 pub fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
-    let config = GatewayConfig::parse();
-    shared::telemetry::init(config.log_format);
+    let cli = Cli::parse();
+    shared::telemetry::init(cli.config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -25,10 +52,15 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(config))
+    match cli.command {
+        None => runtime.block_on(serve(cli.config)),
+        Some(Command::Simulate(Simulation::Pluggy(sim))) => {
+            runtime.block_on(simulate_pluggy(&cli.config, &sim))
+        }
+    }
 }
 
-async fn run(config: GatewayConfig) -> ExitCode {
+async fn serve(config: GatewayConfig) -> ExitCode {
     let app = match Application::build(config).await {
         Ok(app) => app,
         Err(error) => {
@@ -40,4 +72,29 @@ async fn run(config: GatewayConfig) -> ExitCode {
     shared::shutdown::cancel_on_signal(shutdown.clone());
     app.run_until_stopped(shutdown).await;
     ExitCode::SUCCESS
+}
+
+async fn simulate_pluggy(config: &GatewayConfig, sim: &PluggySimulation) -> ExitCode {
+    let url = sim.url.clone().unwrap_or_else(|| {
+        format!(
+            "http://127.0.0.1:{}/api/banking/pluggy/webhook/",
+            config.gateway_addr.port()
+        )
+    });
+    let body = simulate::payload(sim, config.pluggy_client_id.as_deref());
+    println!("POST {url}\n{body}");
+    match simulate::send(&url, config.pluggy_webhook_secret.iter().next(), &body).await {
+        Ok(answer) => {
+            println!("{} {}", answer.status, answer.body);
+            if (200..300).contains(&answer.status) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::from(2)
+        }
+    }
 }

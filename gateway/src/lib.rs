@@ -8,6 +8,7 @@
 //! - [`ingest`]: per-provider handlers: validate, publish with confirm, answer.
 //! - [`admin`]: the admin listener (monitoring, payments API, test webhook).
 //! - [`audit`]: rejected-request records, published off the request path.
+//! - [`simulate`]: `gateway simulate pluggy`, a signed test event for a running gateway.
 //! - [`error`]: [`error::ApiError`], the one place errors become statuses and bodies.
 //! - [`state`]: what handlers share.
 
@@ -19,6 +20,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod ingest;
+pub mod simulate;
 pub mod state;
 pub mod verify;
 

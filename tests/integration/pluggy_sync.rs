@@ -8,10 +8,11 @@ use hookwire_tests::fake_pluggy::{FakePluggy, seed};
 use hookwire_tests::gateway::{PLUGGY_NEW, TestGateway, spawn_gateway};
 use hookwire_tests::http_client::post;
 use hookwire_tests::worker::{TestWorker, spawn_worker, wait_finished};
-use sea_orm::{DatabaseConnection, EntityTrait};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use shared::db::entities::bank_account::Entity as Accounts;
 use shared::db::entities::bank_transaction::Entity as Transactions;
 use shared::db::entities::pluggy_item::Entity as Items;
+use shared::db::entities::webhook_log::Entity as Logs;
 
 async fn send(gw: &TestGateway, body: serde_json::Value) {
     let headers = [
@@ -252,4 +253,147 @@ async fn two_workers_syncing_one_item_at_once_leave_one_row_per_object() {
     }
     wait_finished(&conn, 4, Duration::from_secs(60)).await;
     assert_eq!(counts(&conn).await, (1, 3, 21));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_events_records_and_the_page_based_fallback() {
+    let fake = FakePluggy::start().await;
+    {
+        let mut s = fake.state.lock().unwrap();
+        seed(&mut s, "it4", "UPDATED", "SUCCESS");
+        s.v2_disabled = true;
+        s.key_ttl_secs = 30;
+    }
+    let db = TestDatabase::postgres().await;
+    let gw = spawn_gateway().await;
+    let _worker = pluggy_worker(&db, &gw, &fake).await;
+    let conn = db.connect().await;
+
+    // account/created for an account we have never seen: fetched and stored.
+    send(&gw, serde_json::json!({"event": "account/created", "eventId": "a-1", "itemId": "it4", "accountId": "it4-acc2"})).await;
+    wait_finished(&conn, 1, Duration::from_secs(30)).await;
+    let account = Accounts::find_by_id("it4-acc2".to_owned())
+        .one(&conn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (account.name.as_deref(), account.balance.as_deref()),
+        (Some("Conta 2"), Some("1234.56"))
+    );
+
+    // account/updated after Pluggy's copy changed: the row follows.
+    {
+        let mut s = fake.state.lock().unwrap();
+        let acc = s
+            .accounts
+            .iter_mut()
+            .find(|a| a["id"] == "it4-acc2")
+            .unwrap();
+        acc["name"] = serde_json::json!("Conta Salário");
+        acc["balance"] = serde_json::json!(10.05);
+    }
+    send(&gw, serde_json::json!({"event": "account/updated", "eventId": "a-2", "itemId": "it4", "accountId": "it4-acc2"})).await;
+    wait_finished(&conn, 2, Duration::from_secs(30)).await;
+    let account = Accounts::find_by_id("it4-acc2".to_owned())
+        .one(&conn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (account.name.as_deref(), account.balance.as_deref()),
+        (Some("Conta Salário"), Some("10.05"))
+    );
+
+    // Events that only record: the item row remembers the last one, Pluggy is not called.
+    let api_calls = fake.state.lock().unwrap().calls.len();
+    for (i, event) in [
+        "item/waiting_user_input",
+        "item/login_succeeded",
+        "connector/status_updated",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut body = serde_json::json!({"event": event, "eventId": format!("r-{i}")});
+        if event.starts_with("item/") {
+            body["itemId"] = serde_json::json!("it4");
+        } else {
+            body["id"] = serde_json::json!(201);
+            body["data"] = serde_json::json!({"status": "UNSTABLE"});
+        }
+        send(&gw, body).await;
+        wait_finished(&conn, 3 + i as u64, Duration::from_secs(30)).await;
+    }
+    assert_eq!(fake.state.lock().unwrap().calls.len(), api_calls);
+    let item = Items::find_by_id("it4".to_owned())
+        .one(&conn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(item.last_event.as_deref(), Some("item/login_succeeded"));
+    let logs = Logs::find()
+        .filter(shared::db::entities::webhook_log::Column::Provider.eq("pluggy"))
+        .all(&conn)
+        .await
+        .unwrap();
+    for event in [
+        "item/waiting_user_input",
+        "item/login_succeeded",
+        "connector/status_updated",
+    ] {
+        assert!(
+            logs.iter()
+                .any(|l| l.event.as_deref() == Some(event) && l.status == "processed"),
+            "{event} recorded"
+        );
+    }
+
+    // No cursor API here: the whole item syncs through the page-based one.
+    send(
+        &gw,
+        serde_json::json!({"event": "item/updated", "eventId": "a-6", "itemId": "it4"}),
+    )
+    .await;
+    wait_finished(&conn, 6, Duration::from_secs(30)).await;
+    assert_eq!(counts(&conn).await, (1, 3, 21));
+    assert!(
+        fake.calls_to("/transactions") >= 3,
+        "one page-based listing per account"
+    );
+
+    // transactions/updated refetches exactly the listed ids.
+    {
+        let mut s = fake.state.lock().unwrap();
+        let tx = s
+            .transactions
+            .iter_mut()
+            .find(|t| t["id"] == "it4-acc1-tx3")
+            .unwrap();
+        tx["description"] = serde_json::json!("PIX 3 (estornado)");
+        tx["status"] = serde_json::json!("PENDING");
+    }
+    send(
+        &gw,
+        serde_json::json!({"event": "transactions/updated", "eventId": "a-7", "itemId": "it4",
+        "accountId": "it4-acc1", "transactionIds": ["it4-acc1-tx3"]}),
+    )
+    .await;
+    wait_finished(&conn, 7, Duration::from_secs(30)).await;
+    let tx = Transactions::find_by_id("it4-acc1-tx3".to_owned())
+        .one(&conn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (tx.description.as_deref(), tx.status.as_deref()),
+        (Some("PIX 3 (estornado)"), Some("PENDING"))
+    );
+    assert_eq!(counts(&conn).await, (1, 3, 21));
+
+    // Keys lived 30 s, inside the client's refresh margin: every call got a fresh key
+    // before the old one expired, never a 401.
+    let s = fake.state.lock().unwrap();
+    let api_calls = s.calls.iter().filter(|c| !c.ends_with(" /auth")).count();
+    assert_eq!(s.auth_calls, api_calls);
 }

@@ -20,8 +20,14 @@ impl TestTopology {
             "hwtest-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..12]
         );
+        // The worker's retry steps belong to the topology too, or their queues would
+        // outlive the test: hundreds of idle quorum queues starve a 2-core broker.
+        let delays = TEST_RETRY_DELAYS
+            .split(',')
+            .map(|d| worker::config::parse_duration(d).unwrap())
+            .collect();
         Self {
-            topology: Topology::new(&prefix).unwrap(),
+            topology: Topology::new(&prefix).unwrap().with_retry_delays(delays),
             url: crate::amqp_url(),
         }
     }

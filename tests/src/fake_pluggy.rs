@@ -27,8 +27,15 @@ pub struct State {
     pub key_ttl_secs: i64,
     /// Answer the next call whose path starts with the prefix with (status, retry-after).
     pub faults: Vec<(String, u16, Option<u64>)>,
+    /// Answer `/v2/transactions` with 404, as where the cursor API is not offered.
+    pub v2_disabled: bool,
     pub auth_calls: usize,
+    /// `METHOD path` of every call after `/auth`.
     pub calls: Vec<String>,
+    /// Registered webhooks as Pluggy returns them (never with their headers).
+    pub webhooks: Vec<Value>,
+    /// The custom headers each webhook was registered with, by webhook id.
+    pub webhook_headers: HashMap<String, Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -84,7 +91,10 @@ impl FakePluggy {
             .unwrap()
             .calls
             .iter()
-            .filter(|c| c.starts_with(prefix))
+            .filter(|c| {
+                c.split_once(' ')
+                    .is_some_and(|(_, p)| p.starts_with(prefix))
+            })
             .count()
     }
 }
@@ -122,6 +132,7 @@ async fn serve(
     request: Request<hyper::body::Incoming>,
 ) -> Response<Full<Bytes>> {
     let path = request.uri().path().to_owned();
+    let method = request.method().clone();
     let params = query(request.uri());
     let key = request
         .headers()
@@ -135,7 +146,7 @@ async fn serve(
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let mut s = state.lock().unwrap();
-    s.calls.push(path.clone());
+    s.calls.push(format!("{method} {path}"));
     if let Some(i) = s
         .faults
         .iter()
@@ -181,6 +192,9 @@ async fn serve(
         let results: Vec<Value> = all.into_iter().skip((page - 1) * size).take(size).collect();
         json!({"total": results.len(), "totalPages": total_pages, "page": page, "results": results})
     };
+    if path == "/webhooks" || path.starts_with("/webhooks/") {
+        return webhooks(&mut s, &method, &path, &body, page);
+    }
     match path.as_str() {
         "/accounts" => {
             let item = params.get("itemId").cloned().unwrap_or_default();
@@ -191,6 +205,9 @@ async fn serve(
                 .cloned()
                 .collect();
             reply(200, page(all, 2))
+        }
+        "/v2/transactions" if s.v2_disabled => {
+            reply(404, json!({"code": 404, "message": "not found"}))
         }
         "/v2/transactions" => {
             let account = params.get("accountId").cloned().unwrap_or_default();
@@ -219,19 +236,86 @@ async fn serve(
             reply(200, json!({"results": results, "next": next}))
         }
         "/transactions" => {
-            let ids: Vec<String> = params
+            let ids: Option<Vec<String>> = params
                 .get("ids")
-                .map(|i| i.split(',').map(str::to_owned).collect())
-                .unwrap_or_default();
+                .map(|i| i.split(',').map(str::to_owned).collect());
+            let account = params.get("accountId");
+            let from = params.get("createdAtFrom");
             let all: Vec<Value> = s
                 .transactions
                 .iter()
-                .filter(|t| ids.iter().any(|i| t["id"] == i.as_str()))
+                .filter(|t| {
+                    ids.as_ref()
+                        .is_none_or(|ids| ids.iter().any(|i| t["id"] == i.as_str()))
+                })
+                .filter(|t| account.is_none_or(|a| t["accountId"] == a.as_str()))
+                .filter(|t| {
+                    from.is_none_or(|f| t["createdAt"].as_str().unwrap_or_default() >= f.as_str())
+                })
                 .cloned()
                 .collect();
-            reply(200, page(all, 500))
+            // Pluggy's page size (at most 500); 20 when not given.
+            let size = params
+                .get("pageSize")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(20usize)
+                .min(500);
+            reply(200, page(all, size))
         }
         _ => reply(404, json!({"code": 404, "message": "not found"})),
+    }
+}
+
+/// `GET|POST /webhooks`, `PATCH /webhooks/{id}`, refusing URLs as Pluggy does.
+fn webhooks(
+    s: &mut State,
+    method: &hyper::Method,
+    path: &str,
+    body: &[u8],
+    page: impl Fn(Vec<Value>, usize) -> Value,
+) -> Response<Full<Bytes>> {
+    let request: Value = serde_json::from_slice(body).unwrap_or_default();
+    let url_ok = |r: &Value| {
+        r["url"].as_str().is_none_or(|u| {
+            u.starts_with("https://") && !u.contains("localhost") && !u.contains("127.0.0.1")
+        })
+    };
+    match (method.as_str(), path.strip_prefix("/webhooks/")) {
+        ("GET", None) => reply(200, page(s.webhooks.clone(), 20)),
+        ("POST", None) => {
+            if !url_ok(&request) || request["event"].as_str().is_none() {
+                return reply(400, json!({"code": 400, "message": "invalid webhook"}));
+            }
+            let id = uuid::Uuid::new_v4().to_string();
+            let now = chrono::Utc::now().to_rfc3339();
+            s.webhook_headers
+                .insert(id.clone(), request["headers"].clone());
+            let hook = json!({"id": id, "url": request["url"], "event": request["event"],
+                              "createdAt": now, "updatedAt": now, "disabledAt": null});
+            s.webhooks.push(hook.clone());
+            reply(201, hook)
+        }
+        ("PATCH", Some(id)) => {
+            if !url_ok(&request) {
+                return reply(400, json!({"code": 400, "message": "invalid webhook"}));
+            }
+            let Some(hook) = s.webhooks.iter_mut().find(|h| h["id"] == id) else {
+                return reply(404, json!({"code": 404, "message": "webhook not found"}));
+            };
+            for field in ["url", "event"] {
+                if !request[field].is_null() {
+                    hook[field] = request[field].clone();
+                }
+            }
+            hook["updatedAt"] = json!(chrono::Utc::now().to_rfc3339());
+            let hook = hook.clone();
+            if !request["headers"].is_null() {
+                s.webhook_headers
+                    .insert(id.to_owned(), request["headers"].clone());
+            }
+            reply(200, hook)
+        }
+        _ => reply(405, json!({"code": 405, "message": "method not allowed"})),
     }
 }
 

@@ -1,4 +1,5 @@
-//! The `worker` command: `run` (default), `migrate`, `dlq list`, `dlq replay`.
+//! The `worker` command: `run` (default), `migrate`, `dlq list`, `dlq replay`,
+//! `pluggy setup-webhook`.
 //!
 //! In the library so end-to-end tests run the exact entry point as a process.
 
@@ -10,7 +11,7 @@ use shared::amqp::{BrokerLink, LinkConfig, TopologyScope};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::Worker;
-use crate::config::{Cli, Command, DlqCommand, WorkerSettings};
+use crate::config::{Cli, Command, DlqCommand, PluggyCommand, WorkerSettings};
 use crate::dlq;
 
 /// Parses the command line and runs it.
@@ -37,6 +38,7 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Run { no_migrate } => run_worker(settings, !no_migrate).await,
         Command::Migrate => migrate(&settings).await,
         Command::Dlq(command) => dead_letters(settings, command).await,
+        Command::Pluggy(command) => pluggy(settings, command).await,
     }
 }
 
@@ -136,6 +138,48 @@ async fn dead_letters(settings: WorkerSettings, command: DlqCommand) -> ExitCode
     stop.cancel();
     let _ = task.await;
     code
+}
+
+async fn pluggy(settings: WorkerSettings, command: PluggyCommand) -> ExitCode {
+    use crate::pluggy::webhooks::{self, Outcome};
+    let PluggyCommand::SetupWebhook {
+        backend_url,
+        webhook_secret,
+        event,
+        force,
+    } = command;
+    let url = match webhooks::webhook_url(&backend_url) {
+        Ok(url) => url,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(secret) = shared::secret::SecretList::parse(&webhook_secret)
+        .iter()
+        .next()
+        .cloned()
+    else {
+        eprintln!("PLUGGY_WEBHOOK_SECRET is empty: Pluggy deliveries could not authenticate");
+        return ExitCode::from(2);
+    };
+    let Some(config) = settings.pluggy() else {
+        eprintln!("PLUGGY_CLIENT_ID and PLUGGY_CLIENT_SECRET are required to call Pluggy");
+        return ExitCode::from(2);
+    };
+    let client = match crate::pluggy::PluggyClient::new(config) {
+        Ok(client) => client,
+        Err(error) => return fail("cannot build the Pluggy client", &error),
+    };
+    match webhooks::setup(&client, &url, &event, &secret, force).await {
+        Ok(Outcome::Created { id }) => println!("created webhook {id}: {event} -> {url}"),
+        Ok(Outcome::Unchanged { id }) => println!(
+            "webhook {id} already registered: {event} -> {url}; left unchanged (--force updates it)"
+        ),
+        Ok(Outcome::Updated { id }) => println!("updated webhook {id}: {event} -> {url}"),
+        Err(error) => return fail("webhook setup failed", &error),
+    }
+    ExitCode::SUCCESS
 }
 
 fn fail(what: &str, error: &dyn std::error::Error) -> ExitCode {

@@ -34,6 +34,31 @@ pub enum Command {
     /// Inspect or replay dead letters.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Pluggy administration.
+    #[command(subcommand)]
+    Pluggy(PluggyCommand),
+}
+
+/// `worker pluggy ...`
+#[derive(Clone, Debug, Subcommand)]
+pub enum PluggyCommand {
+    /// Registers `$BACKEND_URL/api/banking/pluggy/webhook/` with Pluggy, with the
+    /// secret header the gateway checks; leaves an existing registration alone.
+    SetupWebhook {
+        /// Public https base URL of the gateway, as Pluggy will call it.
+        #[arg(long, env = "BACKEND_URL")]
+        backend_url: String,
+        /// Secret sent back by Pluggy in `X-Pluggy-Webhook-Secret`; of a
+        /// comma-separated list (a rotation), the first is registered.
+        #[arg(long, env = "PLUGGY_WEBHOOK_SECRET", hide_env_values = true)]
+        webhook_secret: String,
+        /// Pluggy event to subscribe (`all`, `item/updated`, ...).
+        #[arg(long, default_value = "all")]
+        event: String,
+        /// Re-send URL, event and secret to an existing registration (`PATCH`).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// `worker dlq ...`

@@ -1,6 +1,8 @@
-//! Pluggy's API: the client the sync handlers and the setup command use.
+//! Pluggy's API: the client the sync handlers and the setup command use, and the
+//! command that registers our webhook.
 
 pub mod client;
 pub mod model;
+pub mod webhooks;
 
 pub use client::{PluggyClient, PluggyError};
