@@ -64,6 +64,7 @@ impl Application {
     /// Binds the listener and starts the broker link. A broker that is down does not
     /// stop start-up: the gateway serves, answers 503, and connects when it can.
     pub async fn build(config: GatewayConfig) -> Result<Self, StartupError> {
+        shared::metrics::install();
         let listener = TcpListener::bind(config.gateway_addr)
             .await
             .map_err(|source| StartupError::Bind {

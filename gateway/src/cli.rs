@@ -41,23 +41,26 @@ enum Simulation {
 pub fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();
-    shared::telemetry::init(cli.config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            tracing::error!(%error, "cannot start the async runtime");
+            eprintln!("cannot start the async runtime: {error}");
             return ExitCode::FAILURE;
         }
     };
-    match cli.command {
+    let _entered = runtime.enter();
+    let mut telemetry = shared::telemetry::init(cli.config.log_format, "hookwire-gateway");
+    let code = match cli.command {
         None => runtime.block_on(serve(cli.config)),
         Some(Command::Simulate(Simulation::Pluggy(sim))) => {
             runtime.block_on(simulate_pluggy(&cli.config, &sim))
         }
-    }
+    };
+    telemetry.shutdown();
+    code
 }
 
 async fn serve(config: GatewayConfig) -> ExitCode {

@@ -102,6 +102,25 @@ impl ApiError {
         )
     }
 
+    /// A bounded label for metrics (a free-text reason would explode the series count).
+    pub fn metric_reason(&self) -> &'static str {
+        match self {
+            Self::MissingCredential => "missing_credential",
+            Self::InvalidCredential => "invalid_credential",
+            Self::ForeignClient => "foreign_client",
+            Self::PayloadTooLarge { .. } => "too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::InvalidPayload(_) => "invalid_payload",
+            Self::BodyTimeout => "body_timeout",
+            Self::BodyRead(_) => "body_read",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::ProviderNotConfigured => "provider_not_configured",
+            Self::DatabaseUnavailable(_) => "database_unavailable",
+            Self::Unavailable(_) => "broker_unavailable",
+        }
+    }
+
     /// Short machine-readable reason for logs and audit records; never holds a secret.
     pub fn reason(&self) -> String {
         match self {

@@ -55,11 +55,12 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
-    /// A new request: fresh id, fresh trace, clock started.
-    pub fn new(client_ip: IpAddr) -> Self {
+    /// A new request inside `span` (its server span): fresh id, the span's trace, clock
+    /// started.
+    pub fn new(client_ip: IpAddr, span: &tracing::Span) -> Self {
         Self {
             request_id: Uuid::new_v4(),
-            trace: TraceContext::new_root(),
+            trace: TraceContext::of_span(span).unwrap_or_else(TraceContext::new_root),
             client_ip,
             started: Instant::now(),
         }

@@ -9,12 +9,14 @@
 //! - [`payment_id`], [`money`]: our payment ids and exact money text.
 //! - [`secret`]: secrets that never print and compare in constant time.
 //! - [`trace_context`]: W3C trace context carried in message headers.
-//! - [`telemetry`], [`shutdown`]: logging set-up and signal handling for both binaries.
+//! - [`telemetry`]: logs and OpenTelemetry traces; [`metrics`]: the Prometheus recorder;
+//!   [`shutdown`]: signal handling for both binaries.
 
 pub mod amqp;
 #[cfg(feature = "db")]
 pub mod db;
 pub mod envelope;
+pub mod metrics;
 pub mod money;
 pub mod payload;
 pub mod payment_id;

@@ -1,9 +1,8 @@
 //! W3C trace context (`traceparent`, `tracestate`) as it travels in AMQP headers.
 //!
-//! The gateway starts one trace per accepted request and stores its context in the
-//! message, so the worker's spans join the same trace. When OpenTelemetry export is
-//! wired in, the ids come from the active span instead of being minted here; the
-//! header format stays the same.
+//! The gateway's publish span is stored in the message, so the worker's consume span
+//! joins the same trace as its child. Ids come from the OpenTelemetry spans; this type
+//! only carries them across the broker in the standard header format.
 
 use uuid::Uuid;
 
@@ -62,6 +61,55 @@ impl TraceContext {
         })
     }
 
+    /// The context of a tracing span (through its OpenTelemetry data); `None` when the
+    /// OpenTelemetry layer is not installed.
+    pub fn of_span(span: &tracing::Span) -> Option<Self> {
+        use opentelemetry::trace::TraceContextExt;
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        let context = span.context();
+        let otel = context.span();
+        let sc = otel.span_context();
+        if !sc.is_valid() {
+            return None;
+        }
+        let state = sc.trace_state().header();
+        Some(Self {
+            trace_id: sc.trace_id().to_bytes(),
+            span_id: sc.span_id().to_bytes(),
+            sampled: sc.is_sampled(),
+            tracestate: (!state.is_empty()).then_some(state),
+        })
+    }
+
+    /// This context as a remote OpenTelemetry parent (or link target).
+    pub fn to_otel(&self) -> opentelemetry::trace::SpanContext {
+        use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+        let state = self
+            .tracestate
+            .as_deref()
+            .and_then(|s| s.parse::<TraceState>().ok())
+            .unwrap_or_default();
+        SpanContext::new(
+            TraceId::from_bytes(self.trace_id),
+            SpanId::from_bytes(self.span_id),
+            if self.sampled {
+                TraceFlags::SAMPLED
+            } else {
+                TraceFlags::default()
+            },
+            true,
+            state,
+        )
+    }
+
+    /// Makes `span` a child of this (remote) context.
+    pub fn adopt(&self, span: &tracing::Span) {
+        use opentelemetry::trace::TraceContextExt;
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        let parent = opentelemetry::Context::new().with_remote_span_context(self.to_otel());
+        let _ = span.set_parent(parent);
+    }
+
     /// The 32-hex-digit trace id an SRE pastes into Jaeger.
     pub fn trace_id(&self) -> String {
         hex::encode(self.trace_id)
@@ -88,6 +136,22 @@ mod tests {
         let parsed = TraceContext::parse(&ctx.traceparent(), None);
         assert_eq!(parsed.as_ref(), Some(&ctx));
         assert_eq!(ctx.trace_id().len(), 32);
+    }
+
+    #[test]
+    fn converts_to_and_from_opentelemetry() {
+        let ctx = TraceContext::parse(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            Some("vendor=1"),
+        )
+        .unwrap_or_else(TraceContext::new_root);
+        let otel = ctx.to_otel();
+        assert_eq!(
+            otel.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert!(otel.is_sampled() && otel.is_remote());
+        assert_eq!(otel.trace_state().header(), "vendor=1");
     }
 
     #[test]

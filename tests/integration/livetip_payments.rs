@@ -282,6 +282,8 @@ async fn out_of_order_events_end_where_in_order_ones_would() {
         json!({"sender": "hugo", "amount": 8, "paymentId": "lt-h", "paid": true}),
     )
     .await;
+    // The worker handles deliveries concurrently: "late" means applied after the others.
+    settled(&s.conn, 2).await;
     livetip_event(
         s.gw.addr,
         "payment_pending",

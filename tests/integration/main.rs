@@ -10,6 +10,7 @@ mod gateway_pluggy;
 mod gateway_process;
 mod livetip_admin;
 mod livetip_payments;
+mod observability;
 mod pluggy_commands;
 mod pluggy_sync;
 mod worker_failures;

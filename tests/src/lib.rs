@@ -11,6 +11,7 @@ pub mod fake_pluggy;
 pub mod gateway;
 pub mod http_client;
 pub mod livetip;
+pub mod otlp;
 pub mod process;
 pub mod proxy;
 pub mod worker;
@@ -26,7 +27,11 @@ pub fn amqp_url() -> String {
 /// Test output on demand: `TEST_LOG=1` prints the product's logs.
 pub fn init_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
-        shared::telemetry::init(shared::telemetry::LogFormat::Text);
+        static TELEMETRY: std::sync::OnceLock<shared::telemetry::Telemetry> =
+            std::sync::OnceLock::new();
+        TELEMETRY.get_or_init(|| {
+            shared::telemetry::init(shared::telemetry::LogFormat::Text, "hookwire-tests")
+        });
     }
 }
 

@@ -122,6 +122,7 @@ impl Worker {
     /// Opens the database (migrating unless told not to), binds the health listener and
     /// starts the broker link. A broker that is down does not stop start-up.
     pub async fn build(settings: WorkerSettings, migrate: bool) -> Result<Self, StartupError> {
+        shared::metrics::install();
         let db = shared::db::connect(settings.database_url(), settings.database_max_connections)
             .await
             .map_err(StartupError::Database)?;
@@ -208,6 +209,10 @@ impl Worker {
             self.ctx.clone(),
             health_stop.clone(),
         ));
+        let monitor = tokio::spawn(crate::queue_monitor::run(
+            self.ctx.clone(),
+            health_stop.clone(),
+        ));
         let mut queues: Vec<(String, QueueKind)> = Provider::ALL
             .iter()
             .map(|p| (self.ctx.topology.work_queue(*p), QueueKind::Events(*p)))
@@ -247,6 +252,7 @@ impl Worker {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.link_task).await;
         health_stop.cancel();
         let _ = health.await;
+        let _ = monitor.await;
         let stats = &self.ctx.stats;
         tracing::info!(
             processed = stats.processed.load(Ordering::Relaxed),

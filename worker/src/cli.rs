@@ -18,18 +18,21 @@ use crate::dlq;
 pub fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();
-    shared::telemetry::init(cli.settings.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            tracing::error!(%error, "cannot start the async runtime");
+            eprintln!("cannot start the async runtime: {error}");
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(cli))
+    let _entered = runtime.enter();
+    let mut telemetry = shared::telemetry::init(cli.settings.log_format, "hookwire-worker");
+    let code = runtime.block_on(run(cli));
+    telemetry.shutdown();
+    code
 }
 
 async fn run(cli: Cli) -> ExitCode {

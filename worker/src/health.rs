@@ -1,4 +1,6 @@
-//! `/healthz` and `/readyz` on `WORKER_METRICS_ADDR`, for orchestrators.
+//! `/healthz`, `/readyz` and `/metrics` on `WORKER_METRICS_ADDR`, for orchestrators and
+//! Prometheus. Unauthenticated like any metrics port: no secret or personal data is
+//! in it; keep the port off the public network (the NetworkPolicy does).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -42,6 +44,14 @@ pub async fn serve(listener: TcpListener, ctx: Arc<WorkerContext>, shutdown: Can
 async fn route(ctx: &WorkerContext, path: &str) -> Response<Full<Bytes>> {
     match path {
         "/healthz" => json(StatusCode::OK, serde_json::json!({"status": "ok"})),
+        "/metrics" => {
+            let mut response = Response::new(Full::new(Bytes::from(shared::metrics::render())));
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static(shared::metrics::CONTENT_TYPE),
+            );
+            response
+        }
         "/readyz" => {
             let broker = ctx.link.is_ready();
             let consuming = ctx.is_consuming();

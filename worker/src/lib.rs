@@ -23,7 +23,9 @@ pub mod inbox;
 pub mod logs;
 pub mod pipeline;
 pub mod pluggy;
+pub mod queue_monitor;
 pub mod retry;
+pub mod telemetry;
 
 pub use app::Worker;
 pub use config::{Cli, WorkerSettings};

@@ -20,6 +20,8 @@ use crate::error::{ErrorClass, WorkerError};
 use crate::handlers::{self, Applied};
 use crate::inbox::{self, Claim};
 use crate::retry::{self, ATTEMPTS_HEADER};
+use crate::telemetry;
+use tracing::Instrument;
 
 /// Dead-letter headers: why, what kind of failure, after how many attempts, when.
 pub mod dead_header {
@@ -54,7 +56,7 @@ enum Disposition {
     },
 }
 
-/// Handles one event delivery from `provider`'s work queue.
+/// Handles one event delivery from `provider`'s work queue, inside its consume span.
 pub async fn process_event(
     ctx: &WorkerContext,
     provider: Provider,
@@ -62,53 +64,76 @@ pub async fn process_event(
     shutdown: &CancellationToken,
 ) {
     let attempt = retry::attempts(&delivery.properties) + 1;
-    let disposition =
-        match Envelope::from_amqp(&delivery.properties, Bytes::from(delivery.data.clone())) {
-            Err(error) => {
-                let error = WorkerError::from(error);
-                log_error(ctx, provider, None, &error).await;
-                Disposition::DeadLetter { attempt, error }
-            }
-            Ok(envelope) => {
-                let dedupe_key = handlers::dedupe_key(&envelope);
-                match handle_with_backoff(ctx, &envelope, &dedupe_key, shutdown).await {
-                    Ok(Handled::Applied(applied)) => {
-                        ctx.stats.record_applied(applied);
-                        tracing::debug!(
-                            provider = provider.as_str(),
-                            event = %envelope.event,
-                            trace_id = %envelope.trace.trace_id(),
-                            ?applied,
-                            "event applied"
-                        );
-                        Disposition::Ack
-                    }
-                    Ok(Handled::Duplicate) => {
-                        ctx.stats.record_duplicate();
-                        tracing::info!(
-                            provider = provider.as_str(),
-                            event = %envelope.event,
-                            dedupe_key = %dedupe_key,
-                            "duplicate event acknowledged without effect"
-                        );
-                        Disposition::Ack
-                    }
-                    Err(None) => Disposition::Requeue,
-                    Err(Some(error)) => {
-                        let dead = error.class() == ErrorClass::Permanent
-                            || attempt >= ctx.settings.worker_max_attempts;
-                        if dead {
-                            inbox_mark_dead(ctx, &envelope, &dedupe_key, &error).await;
-                            log_error(ctx, provider, Some(&envelope), &error).await;
-                            Disposition::DeadLetter { attempt, error }
-                        } else {
-                            Disposition::Retry { attempt, error }
-                        }
+    let envelope = Envelope::from_amqp(&delivery.properties, Bytes::from(delivery.data.clone()));
+    let queue = ctx.topology.work_queue(provider);
+    let span =
+        telemetry::consume_span(&queue, provider, &delivery, envelope.as_ref().ok(), attempt);
+    let labels =
+        telemetry::EventLabels::new(provider, envelope.as_ref().map_or("", |e| e.event.as_str()));
+    labels.count("hookwire_worker_messages_consumed_total");
+    if let Ok(envelope) = &envelope {
+        crate::queue_monitor::record_work_age(&queue, envelope.received_at);
+    }
+    let started = std::time::Instant::now();
+    let disposition = decide(ctx, provider, envelope, attempt, labels, shutdown)
+        .instrument(span.clone())
+        .await;
+    labels.handled_in(started.elapsed().as_secs_f64());
+    if let Disposition::DeadLetter { error, .. } = &disposition {
+        telemetry::record_error(&span, &error.describe());
+    }
+    settle(ctx, provider, delivery, disposition, labels)
+        .instrument(span)
+        .await;
+}
+
+async fn decide(
+    ctx: &WorkerContext,
+    provider: Provider,
+    envelope: Result<Envelope, shared::envelope::EnvelopeError>,
+    attempt: u32,
+    labels: telemetry::EventLabels,
+    shutdown: &CancellationToken,
+) -> Disposition {
+    match envelope {
+        Err(error) => {
+            let error = WorkerError::from(error);
+            log_error(ctx, provider, None, &error).await;
+            Disposition::DeadLetter { attempt, error }
+        }
+        Ok(envelope) => {
+            let dedupe_key = handlers::dedupe_key(&envelope);
+            match handle_with_backoff(ctx, &envelope, &dedupe_key, shutdown).await {
+                Ok(Handled::Applied(applied)) => {
+                    ctx.stats.record_applied(applied);
+                    labels.count("hookwire_worker_messages_succeeded_total");
+                    tracing::debug!(?applied, "event applied");
+                    Disposition::Ack
+                }
+                Ok(Handled::Duplicate) => {
+                    ctx.stats.record_duplicate();
+                    labels.count("hookwire_worker_duplicates_skipped_total");
+                    tracing::info!(
+                        dedupe_key = %dedupe_key,
+                        "duplicate event acknowledged without effect"
+                    );
+                    Disposition::Ack
+                }
+                Err(None) => Disposition::Requeue,
+                Err(Some(error)) => {
+                    let dead = error.class() == ErrorClass::Permanent
+                        || attempt >= ctx.settings.worker_max_attempts;
+                    if dead {
+                        inbox_mark_dead(ctx, &envelope, &dedupe_key, &error).await;
+                        log_error(ctx, provider, Some(&envelope), &error).await;
+                        Disposition::DeadLetter { attempt, error }
+                    } else {
+                        Disposition::Retry { attempt, error }
                     }
                 }
             }
-        };
-    settle(ctx, provider, delivery, disposition).await;
+        }
+    }
 }
 
 /// Retries transient failures in process, with backoff, within the inline budget.
@@ -145,27 +170,50 @@ async fn handle_once(
     envelope: &Envelope,
     dedupe_key: &str,
 ) -> Result<Handled, WorkerError> {
-    let owner = match inbox::claim(&ctx.db, envelope, dedupe_key, ctx.settings.worker_lease).await?
+    let db_system = match ctx.db.get_database_backend() {
+        sea_orm::DatabaseBackend::Postgres => "postgresql",
+        sea_orm::DatabaseBackend::Sqlite => "sqlite",
+        _ => "other_sql",
+    };
+    let db_span = |operation: &'static str| {
+        tracing::info_span!(
+            "db",
+            otel.name = format!("{operation} webhook_events"),
+            otel.kind = "client",
+            db.system.name = db_system,
+            db.operation.name = operation,
+            db.collection.name = "webhook_events",
+        )
+    };
+    let owner = match inbox::claim(&ctx.db, envelope, dedupe_key, ctx.settings.worker_lease)
+        .instrument(db_span("claim"))
+        .await?
     {
         None => return Err(WorkerError::ClaimedElsewhere),
         Some(Claim::Duplicate) => return Ok(Handled::Duplicate),
         Some(Claim::Owned(owner)) => owner,
     };
     let outcome = async {
-        let prepared = handlers::prepare(&ctx.db, ctx.pluggy.as_ref(), envelope).await?;
-        let txn = ctx.db.begin().await?;
-        let applied = handlers::apply(&txn, envelope, owner.id, prepared).await?;
-        let status = match applied {
-            Applied::Processed => Status::Processed,
-            Applied::Ignored => Status::Ignored,
-        };
-        if !inbox::complete(&txn, owner, status, &ctx.worker_id).await? {
-            // Our lease expired and another copy took the event over: it will finish it.
-            txn.rollback().await?;
-            return Err(WorkerError::ClaimedElsewhere);
+        let prepared = handlers::prepare(&ctx.db, ctx.pluggy.as_ref(), envelope)
+            .instrument(tracing::info_span!("prepare", event = %envelope.event))
+            .await?;
+        async {
+            let txn = ctx.db.begin().await?;
+            let applied = handlers::apply(&txn, envelope, owner.id, prepared).await?;
+            let status = match applied {
+                Applied::Processed => Status::Processed,
+                Applied::Ignored => Status::Ignored,
+            };
+            if !inbox::complete(&txn, owner, status, &ctx.worker_id).await? {
+                // Our lease expired and another copy took the event over: it will finish it.
+                txn.rollback().await?;
+                return Err(WorkerError::ClaimedElsewhere);
+            }
+            txn.commit().await?;
+            Ok(applied)
         }
-        txn.commit().await?;
-        Ok(applied)
+        .instrument(db_span("apply"))
+        .await
     }
     .await;
     match outcome {
@@ -226,6 +274,7 @@ async fn settle(
     provider: Provider,
     delivery: Delivery,
     disposition: Disposition,
+    labels: telemetry::EventLabels,
 ) {
     let settled = match disposition {
         Disposition::Ack => delivery.ack(BasicAckOptions::default()).await.map(drop),
@@ -245,6 +294,7 @@ async fn settle(
                 "event failed; scheduled for a delayed retry"
             );
             ctx.stats.record_retry();
+            labels.count("hookwire_worker_messages_retried_total");
             move_then_ack(ctx, delivery, &exchange, None, properties).await
         }
         Disposition::DeadLetter { attempt, error } => {
@@ -270,6 +320,7 @@ async fn settle(
                 "event dead-lettered"
             );
             ctx.stats.record_dead_letter();
+            labels.count("hookwire_worker_messages_dead_lettered_total");
             move_then_ack(ctx, delivery, "", Some(&queue), properties).await
         }
     };

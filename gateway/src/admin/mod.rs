@@ -16,6 +16,7 @@ use hyper::body::Incoming;
 use sea_orm::DatabaseConnection;
 use serde_json::json;
 use shared::secret::SecretList;
+use tracing::Instrument;
 
 use crate::error::{ApiError, Dialect, json_response};
 use crate::http::router::finish;
@@ -42,7 +43,13 @@ pub struct AdminRoutes(pub Arc<AdminState>);
 
 impl Handler for AdminRoutes {
     async fn handle(&self, client_ip: IpAddr, request: Request<Incoming>) -> Response<Full<Bytes>> {
-        let ctx = RequestContext::new(client_ip);
+        let span = crate::http::telemetry::server_span(
+            request.method(),
+            "admin",
+            client_ip,
+            request.headers(),
+        );
+        let ctx = RequestContext::new(client_ip, &span);
         let method = request.method().clone();
         // `/test-webhook` answers exactly as `/webhook` would, errors included.
         let dialect = if request.uri().path() == "/test-webhook" {
@@ -50,7 +57,7 @@ impl Handler for AdminRoutes {
         } else {
             Dialect::Plain
         };
-        let mut response = match route(&self.0, &ctx, request).await {
+        let mut response = match route(&self.0, &ctx, request).instrument(span.clone()).await {
             Ok(response) => response,
             Err(error) => {
                 if matches!(error, ApiError::DatabaseUnavailable(_)) {
@@ -59,6 +66,7 @@ impl Handler for AdminRoutes {
                 error.into_response(dialect)
             }
         };
+        span.record("http.response.status_code", response.status().as_u16());
         finish(&ctx, &method, &mut response);
         response
     }
@@ -120,6 +128,10 @@ async fn route(
             ingest::livetip::accept(&state.app, ctx, request).await
         }
         "/healthz" => Ok(json_response(StatusCode::OK, &json!({"status": "ok"}))),
+        "/metrics" => {
+            allow("GET", method == Method::GET)?;
+            Ok(metrics_response())
+        }
         other => match other.strip_prefix("/payments/") {
             Some(id) if !id.is_empty() && !id.contains('/') => {
                 allow("GET", method == Method::GET)?;
@@ -128,4 +140,14 @@ async fn route(
             _ => Err(ApiError::NotFound),
         },
     }
+}
+
+/// Prometheus exposition of this process's metrics.
+fn metrics_response() -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(shared::metrics::render())));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static(shared::metrics::CONTENT_TYPE),
+    );
+    response
 }

@@ -3,3 +3,4 @@
 pub mod body;
 pub mod router;
 pub mod server;
+pub mod telemetry;

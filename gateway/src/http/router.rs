@@ -9,7 +9,10 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use serde_json::json;
 
+use tracing::Instrument;
+
 use super::server::Handler;
+use super::telemetry;
 use crate::audit::RejectedRequest;
 use crate::error::{ApiError, Dialect, json_response};
 use crate::ingest;
@@ -56,6 +59,16 @@ impl Route {
         }
     }
 
+    /// The route as in metrics and span names.
+    fn template(self) -> &'static str {
+        match self {
+            Self::Pluggy => "/api/banking/pluggy/webhook/",
+            Self::LiveTip => "/webhook",
+            Self::Health => "/healthz",
+            Self::Ready => "/readyz",
+        }
+    }
+
     fn provider_name(self) -> &'static str {
         match self {
             Self::Pluggy => "pluggy",
@@ -75,48 +88,80 @@ impl Handler for PublicRoutes {
     }
 }
 
-/// Serves one request; never fails (errors become responses).
+/// Serves one request inside its server span; never fails (errors become responses).
 pub async fn handle(
     state: Arc<AppState>,
     client_ip: IpAddr,
     request: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
-    let ctx = RequestContext::new(client_ip);
+    let route = Route::resolve(request.uri().path());
+    let span = telemetry::server_span(
+        request.method(),
+        route.map_or("unmatched", Route::template),
+        client_ip,
+        request.headers(),
+    );
+    let ctx = RequestContext::new(client_ip, &span);
+    let started = std::time::Instant::now();
+    let response = serve(&state, &ctx, route, request)
+        .instrument(span.clone())
+        .await;
+    telemetry::finish_server_span(
+        &span,
+        route.map_or("unknown", Route::provider_name),
+        route.map_or("unmatched", Route::template),
+        response.status(),
+        started.elapsed(),
+    );
+    response
+}
+
+async fn serve(
+    state: &AppState,
+    ctx: &RequestContext,
+    route: Option<Route>,
+    request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let ctx = ctx.clone();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let route = Route::resolve(&path);
+    tracing::Span::current().record("request_id", tracing::field::display(ctx.request_id));
     let outcome = match route {
         None => Err(ApiError::NotFound),
         Some(route) if !route.accepts(&method) => Err(ApiError::MethodNotAllowed {
             allow: route.allow(),
         }),
         Some(Route::Health) => Ok(json_response(StatusCode::OK, &json!({"status": "ok"}))),
-        Some(Route::Ready) => Ok(readiness(&state)),
-        Some(Route::Pluggy) => ingest::pluggy::handle(&state, &ctx, request).await,
-        Some(Route::LiveTip) => ingest::livetip::handle(&state, &ctx, request).await,
+        Some(Route::Ready) => Ok(readiness(state)),
+        Some(Route::Pluggy) => ingest::pluggy::handle(state, &ctx, request).await,
+        Some(Route::LiveTip) => ingest::livetip::handle(state, &ctx, request).await,
     };
     let mut response = match outcome {
         Ok(response) => response,
         Err(error) => {
             let dialect = route.map_or(Dialect::Plain, Route::dialect);
             if error.is_rejection() {
+                let provider = route.map_or("unknown", Route::provider_name);
+                metrics::counter!("hookwire_gateway_rejected_total",
+                    "provider" => provider, "reason" => error.metric_reason())
+                .increment(1);
                 tracing::info!(
                     request_id = %ctx.request_id,
                     %path,
                     status = error.status().as_u16(),
                     reason = %error.reason(),
-                    client_ip = %client_ip,
+                    client_ip = %ctx.client_ip,
                     "request rejected"
                 );
                 state.audit.record(RejectedRequest {
                     timestamp: chrono::Utc::now()
                         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                    provider: route.map_or("unknown", Route::provider_name),
+                    provider,
                     method: method.to_string(),
                     path: path.clone(),
                     status: error.status().as_u16(),
                     reason: error.reason(),
-                    client_ip,
+                    client_ip: ctx.client_ip,
                     request_id: ctx.request_id.to_string(),
                     trace_id: ctx.trace.trace_id(),
                 });

@@ -21,7 +21,8 @@ pub async fn handle(
     ctx: &RequestContext,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, ApiError> {
-    verify(&state.livetip_tokens, request.headers())?;
+    super::verify_span(Provider::LiveTip)
+        .in_scope(|| verify(&state.livetip_tokens, request.headers()))?;
     accept(state, ctx, request).await
 }
 

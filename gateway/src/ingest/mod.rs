@@ -11,6 +11,8 @@ use chrono::Utc;
 use http::HeaderMap;
 use shared::envelope::{Envelope, KEPT_HTTP_HEADERS};
 use shared::provider::Provider;
+use shared::trace_context::TraceContext;
+use tracing::Instrument;
 
 use crate::error::ApiError;
 use crate::state::{AppState, RequestContext};
@@ -25,7 +27,13 @@ async fn enqueue(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<(), ApiError> {
-    let envelope = Envelope {
+    let request_span = tracing::Span::current();
+    request_span.record("provider", provider.as_str());
+    request_span.record("event", event.as_str());
+    if let Some(id) = &provider_event_id {
+        request_span.record("provider_event_id", id.as_str());
+    }
+    let mut envelope = Envelope {
         provider,
         event,
         provider_event_id,
@@ -36,24 +44,53 @@ async fn enqueue(
         trace: ctx.trace.clone(),
         body,
     };
-    state
+    let routing_key = envelope.routing_key();
+    let span = tracing::info_span!(
+        "publish",
+        otel.name = format!("publish {}", state.events_exchange),
+        otel.kind = "producer",
+        otel.status_code = tracing::field::Empty,
+        messaging.system = "rabbitmq",
+        messaging.operation.type = "send",
+        messaging.destination.name = %state.events_exchange,
+        messaging.rabbitmq.destination.routing_key = %routing_key,
+        messaging.message.id = %ctx.request_id,
+        provider = provider.as_str(),
+        event = %envelope.event,
+    );
+    // The consumer's span becomes a child of this one, across the broker.
+    if let Some(trace) = TraceContext::of_span(&span) {
+        envelope.trace = trace;
+    }
+    let started = std::time::Instant::now();
+    let published = state
         .link
         .publish(
             &state.events_exchange,
-            &envelope.routing_key(),
+            &routing_key,
             &envelope.body,
             envelope.properties(),
         )
-        .await
-        .map_err(|error| {
-            tracing::warn!(
-                request_id = %ctx.request_id,
-                provider = provider.as_str(),
-                error = %error,
-                "event not queued; answering 503"
-            );
-            ApiError::Unavailable(error)
-        })
+        .instrument(span.clone())
+        .await;
+    metrics::histogram!("hookwire_gateway_publish_confirm_seconds",
+        "provider" => provider.as_str(), "outcome" => if published.is_ok() { "confirmed" } else { "failed" })
+    .record(started.elapsed().as_secs_f64());
+    published.map_err(|error| {
+        span.record("otel.status_code", "ERROR");
+        tracing::warn!(
+            request_id = %ctx.request_id,
+            provider = provider.as_str(),
+            error = %error,
+            "event not queued; answering 503"
+        );
+        ApiError::Unavailable(error)
+    })
+}
+
+/// The span of a provider's credential check (header comparison, HMAC over the body).
+fn verify_span(provider: Provider) -> tracing::Span {
+    tracing::info_span!("verify", provider = provider.as_str())
 }
 
 /// The allow-listed request headers, valid UTF-8 only, bounded in size.

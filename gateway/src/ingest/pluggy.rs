@@ -22,7 +22,8 @@ pub async fn handle(
 ) -> Result<Response<Full<Bytes>>, ApiError> {
     let (parts, body) = request.into_parts();
     check_declared_length(&parts.headers, state.body_limit)?;
-    let header_check = check_headers(&state.pluggy_secrets, &parts.headers)?;
+    let verify = super::verify_span(Provider::Pluggy);
+    let header_check = verify.in_scope(|| check_headers(&state.pluggy_secrets, &parts.headers))?;
     // Pluggy sends JSON; a request that declares something else is refused, one that
     // declares nothing is judged by its body.
     if parts.headers.contains_key(http::header::CONTENT_TYPE) && !is_json(&parts.headers) {
@@ -30,7 +31,7 @@ pub async fn handle(
     }
     let body = read_limited(body, state.body_limit, state.body_read_timeout).await?;
     if let HeaderCheck::NeedsBody(signature) = header_check {
-        verify_signature(&state.pluggy_secrets, &signature, &body)?;
+        verify.in_scope(|| verify_signature(&state.pluggy_secrets, &signature, &body))?;
     }
     let head = parse_head(&body).map_err(|e| ApiError::InvalidPayload(e.0))?;
     if let (Some(ours), Some(theirs)) = (&state.pluggy_client_id, &head.client_id)

@@ -221,6 +221,8 @@ impl BrokerLink {
 impl Inner {
     fn set_live(&self, live: Option<Arc<Live>>) {
         let ready = live.is_some();
+        metrics::gauge!("hookwire_broker_connected", "connection" => self.config.connection_name.clone())
+            .set(if ready { 1.0 } else { 0.0 });
         match self.live.write() {
             Ok(mut guard) => *guard = live,
             Err(poisoned) => *poisoned.into_inner() = live,

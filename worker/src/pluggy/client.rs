@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use shared::secret::Secret;
 use tokio::sync::Mutex;
+use tracing::Instrument;
 
 use super::model::{Auth, CursorPage, Item, Page};
 
@@ -237,7 +238,29 @@ impl PluggyClient {
         path: &str,
         body: Option<&Value>,
     ) -> Result<T, PluggyError> {
-        let endpoint = path.split('?').next().unwrap_or(path).to_owned();
+        let endpoint = endpoint_template(path.split('?').next().unwrap_or(path));
+        let span = tracing::info_span!(
+            "pluggy",
+            otel.name = format!("{method} {endpoint}"),
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            http.request.method = %method,
+            url.template = %endpoint,
+            server.address = %self.config.base_url,
+            http.response.status_code = tracing::field::Empty,
+        );
+        self.call_in_span(method, path, body, endpoint)
+            .instrument(span)
+            .await
+    }
+
+    async fn call_in_span<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        endpoint: String,
+    ) -> Result<T, PluggyError> {
         let mut refreshed = false;
         let mut rate_limited = 0;
         loop {
@@ -258,6 +281,18 @@ impl PluggyClient {
                 })?;
             let status = response.status();
             tracing::debug!(%endpoint, status = status.as_u16(), "Pluggy API call");
+            let span = tracing::Span::current();
+            span.record("http.response.status_code", status.as_u16());
+            if status.is_server_error() {
+                span.record("otel.status_code", "ERROR");
+            }
+            metrics::counter!("hookwire_pluggy_api_calls_total",
+                "endpoint" => endpoint.clone(), "status" => status.as_str().to_owned())
+            .increment(1);
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                metrics::counter!("hookwire_pluggy_rate_limited_total", "endpoint" => endpoint.clone())
+                    .increment(1);
+            }
             if status == StatusCode::UNAUTHORIZED && !refreshed {
                 // The key expired early or was revoked: one fresh key, one more try.
                 refreshed = true;
@@ -304,6 +339,9 @@ impl PluggyClient {
                 endpoint: endpoint.clone(),
                 source,
             })?;
+        metrics::counter!("hookwire_pluggy_api_calls_total",
+            "endpoint" => "/auth", "status" => response.status().as_str().to_owned())
+        .increment(1);
         if !response.status().is_success() {
             return Err(PluggyError::Status {
                 status: response.status().as_u16(),
@@ -344,6 +382,23 @@ fn jwt_expiry(token: &str) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(claims.get("exp")?.as_i64()?, 0)
 }
 
+/// The path with Pluggy's ids replaced, for span names and metric labels.
+fn endpoint_template(path: &str) -> String {
+    let mut parts = path.split('/');
+    let mut out = Vec::new();
+    let mut previous = "";
+    for part in parts.by_ref() {
+        let id_position = matches!(previous, "items" | "accounts" | "webhooks" | "transactions");
+        out.push(if id_position && !part.is_empty() {
+            "{id}"
+        } else {
+            part
+        });
+        previous = part;
+    }
+    out.join("/")
+}
+
 /// Percent-encodes a query or path component.
 fn encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
@@ -372,6 +427,14 @@ mod tests {
             Some(1_900_000_000)
         );
         assert_eq!(jwt_expiry("not-a-jwt"), None);
+    }
+
+    #[test]
+    fn endpoints_are_templated() {
+        assert_eq!(endpoint_template("/items/abc-123"), "/items/{id}");
+        assert_eq!(endpoint_template("/webhooks/w1"), "/webhooks/{id}");
+        assert_eq!(endpoint_template("/v2/transactions"), "/v2/transactions");
+        assert_eq!(endpoint_template("/accounts"), "/accounts");
     }
 
     #[test]
