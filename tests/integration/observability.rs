@@ -2,7 +2,6 @@
 //! exporting OTLP to a receiver on loopback and serving Prometheus text.
 
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::Duration;
 
 use hookwire_tests::database::TestDatabase;
@@ -10,8 +9,8 @@ use hookwire_tests::eventually;
 use hookwire_tests::gateway::{LIVETIP_TOKEN, PLUGGY_NEW, PLUGGY_OLD};
 use hookwire_tests::http_client::{get, post};
 use hookwire_tests::otlp::{ExportedSpan, Receiver};
-use hookwire_tests::process::{GatewayProcess, binary, free_port};
-use hookwire_tests::worker::{wait_finished, worker_args};
+use hookwire_tests::process::{GatewayProcess, free_port};
+use hookwire_tests::worker::{WorkerProcess, wait_finished};
 use sea_orm::EntityTrait;
 
 const PROVIDER_TRACEPARENT: &str = "00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-bbbbbbbbbbbbbbbb-01";
@@ -19,7 +18,7 @@ const PROVIDER_TRACEPARENT: &str = "00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-bbbbbbbb
 struct Stack {
     gateway: GatewayProcess,
     admin: SocketAddr,
-    worker: tokio::process::Child,
+    worker: WorkerProcess,
     worker_metrics: SocketAddr,
     db: TestDatabase,
 }
@@ -32,25 +31,13 @@ async fn start(otel: &[(&str, &str)]) -> Stack {
     env.push(("ADMIN_ADDR", &admin_addr));
     let gateway = GatewayProcess::spawn(&env).await;
     let worker_metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut args = worker_args(&db.url, &hookwire_tests::amqp_url(), &gateway.topology, &[]);
-    let at = args
-        .iter()
-        .position(|a| a == "--worker-metrics-addr")
-        .unwrap();
-    args[at + 1] = worker_metrics.to_string();
-    let worker = tokio::process::Command::new(binary("test-worker"))
-        .args(&args[1..])
-        .envs(otel.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(if std::env::var_os("TEST_LOG").is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let worker = WorkerProcess::spawn_with(
+        &db.url,
+        &gateway.topology,
+        &[],
+        &worker_metrics.to_string(),
+        otel,
+    );
     for (what, addr) in [("gateway", gateway.addr), ("worker", worker_metrics)] {
         eventually(
             &format!("{what} ready"),
@@ -108,11 +95,7 @@ async fn send_livetip(
 
 async fn stop(stack: &mut Stack) {
     stack.gateway.signal("TERM");
-    let pid = stack.worker.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
+    stack.worker.signal("TERM");
     assert!(
         stack
             .gateway
@@ -120,11 +103,13 @@ async fn stop(stack: &mut Stack) {
             .await
             .success()
     );
-    let worker = tokio::time::timeout(Duration::from_secs(30), stack.worker.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(worker.success());
+    assert!(
+        stack
+            .worker
+            .wait_exit(Duration::from_secs(30))
+            .await
+            .success()
+    );
 }
 
 fn trace_id(response: &hookwire_tests::http_client::TestResponse) -> String {

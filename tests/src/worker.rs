@@ -123,11 +123,26 @@ pub struct WorkerProcess {
 
 impl WorkerProcess {
     pub fn spawn(database_url: &str, topology: &TestTopology, extra: &[&str]) -> Self {
-        let args = worker_args(database_url, &crate::amqp_url(), topology, extra);
+        Self::spawn_with(database_url, topology, extra, "127.0.0.1:0", &[])
+    }
+
+    /// With its health/metrics listener on `metrics_addr` and extra environment.
+    pub fn spawn_with(
+        database_url: &str,
+        topology: &TestTopology,
+        extra: &[&str],
+        metrics_addr: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let mut args = worker_args(database_url, &crate::amqp_url(), topology, extra);
+        if let Some(at) = args.iter().position(|a| a == "--worker-metrics-addr") {
+            args[at + 1] = metrics_addr.to_owned();
+        }
         let child = Command::new(crate::process::binary("test-worker"))
             .args(&args[1..])
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(if std::env::var_os("TEST_LOG").is_some() {
