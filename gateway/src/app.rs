@@ -12,9 +12,11 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{AdminRoutes, AdminState};
 use crate::audit::AuditSink;
 use crate::config::GatewayConfig;
+use crate::guard::{InFlight, RateLimits};
 use crate::http::router::PublicRoutes;
 use crate::http::server::{ServerLimits, serve};
 use crate::state::AppState;
+use shared::Provider;
 
 /// A gateway that could not start.
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +141,25 @@ impl Application {
             body_limit: config.body_limit_bytes,
             body_read_timeout: config.body_read_timeout(),
             draining: AtomicBool::new(false),
+            trusted_proxies: config.trusted_proxies.clone(),
+            allowed_sources: [
+                (Provider::Pluggy, config.pluggy_allowed_ips.clone()),
+                (Provider::LiveTip, config.livetip_allowed_ips.clone()),
+            ],
+            rate_limits: RateLimits::new(config.rate_limit_per_ip),
+            in_flight: InFlight::new(usize::try_from(config.max_in_flight).unwrap_or(512)),
+        });
+        // Idle clients' buckets are dropped so the limiter's memory follows live clients.
+        let sweeper_state = state.clone();
+        let sweeper_stop = background.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => sweeper_state.rate_limits.forget_idle(),
+                    () = sweeper_stop.cancelled() => return,
+                }
+            }
         });
         let admin = Arc::new(AdminState {
             db,

@@ -10,6 +10,8 @@ use shared::amqp::Topology;
 use shared::secret::SecretList;
 use shared::telemetry::LogFormat;
 
+use crate::guard::Networks;
+
 /// hookwire gateway: verifies provider webhooks and answers 2xx only once RabbitMQ
 /// has confirmed a persistent copy of the event.
 #[derive(Clone, Debug, Parser)]
@@ -80,6 +82,33 @@ pub struct GatewayConfig {
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
+
+    /// Requests handled at once on the provider routes; beyond it the gateway sheds
+    /// with 503 and `Retry-After` (memory stays under this × `BODY_LIMIT_BYTES`).
+    #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 512,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_in_flight: u32,
+
+    /// Requests per second per client address on each provider route (burst: twice
+    /// that); 0 turns it off. Providers deliver from a handful of addresses, so this is
+    /// close to a per-provider ceiling: the default leaves room for a retry storm after
+    /// an outage.
+    #[arg(long, env = "RATE_LIMIT_PER_IP", default_value_t = 500)]
+    pub rate_limit_per_ip: u32,
+
+    /// Proxies (CIDRs or addresses, comma-separated) whose `X-Forwarded-For` is
+    /// believed; from anyone else the header is ignored.
+    #[arg(long, env = "TRUSTED_PROXIES", default_value = "", value_parser = Networks::parse)]
+    pub trusted_proxies: Networks,
+
+    /// Optional allow-list of source networks for the Pluggy route (a second check,
+    /// never the only one). Empty: any source.
+    #[arg(long, env = "PLUGGY_ALLOWED_IPS", default_value = "", value_parser = Networks::parse)]
+    pub pluggy_allowed_ips: Networks,
+
+    /// Optional allow-list of source networks for the LiveTip route. Empty: any source.
+    #[arg(long, env = "LIVETIP_ALLOWED_IPS", default_value = "", value_parser = Networks::parse)]
+    pub livetip_allowed_ips: Networks,
 
     /// On SIGTERM, how long in-flight requests may take before the process exits anyway.
     #[arg(long, env = "SHUTDOWN_DEADLINE_SECS", default_value_t = 25,

@@ -48,6 +48,18 @@ pub enum ApiError {
         /// Value of the `Allow` header.
         allow: &'static str,
     },
+    /// The sender's address is not on the provider's allow-list.
+    #[error("source address not allowed for this provider")]
+    SourceNotAllowed,
+    /// Too many requests from this address on this route.
+    #[error("too many requests")]
+    RateLimited {
+        /// Seconds until a request would be accepted again (at least 1).
+        retry_after_secs: u64,
+    },
+    /// Too many requests in flight: shed rather than queue without bound.
+    #[error("gateway overloaded")]
+    Overloaded,
     /// The provider's secret is not configured: refuse rather than accept anything.
     #[error("provider not configured")]
     ProviderNotConfigured,
@@ -73,16 +85,20 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::MissingCredential => StatusCode::UNAUTHORIZED,
-            Self::InvalidCredential | Self::ForeignClient => StatusCode::FORBIDDEN,
+            Self::InvalidCredential | Self::ForeignClient | Self::SourceNotAllowed => {
+                StatusCode::FORBIDDEN
+            }
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::InvalidPayload(_) | Self::BodyRead(_) => StatusCode::BAD_REQUEST,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Self::ProviderNotConfigured | Self::Unavailable(_) | Self::DatabaseUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::ProviderNotConfigured
+            | Self::Unavailable(_)
+            | Self::DatabaseUnavailable(_)
+            | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -99,6 +115,8 @@ impl ApiError {
                 | Self::InvalidPayload(_)
                 | Self::BodyTimeout
                 | Self::BodyRead(_)
+                | Self::SourceNotAllowed
+                | Self::RateLimited { .. }
         )
     }
 
@@ -118,6 +136,9 @@ impl ApiError {
             Self::ProviderNotConfigured => "provider_not_configured",
             Self::DatabaseUnavailable(_) => "database_unavailable",
             Self::Unavailable(_) => "broker_unavailable",
+            Self::SourceNotAllowed => "source_not_allowed",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Overloaded => "overloaded",
         }
     }
 
@@ -173,11 +194,17 @@ impl ApiError {
             Self::MethodNotAllowed { allow } => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));
             }
-            Self::Unavailable(_) | Self::ProviderNotConfigured | Self::DatabaseUnavailable(_) => {
+            Self::Unavailable(_)
+            | Self::ProviderNotConfigured
+            | Self::DatabaseUnavailable(_)
+            | Self::Overloaded => {
                 headers.insert(
                     header::RETRY_AFTER,
                     HeaderValue::from_static(RETRY_AFTER_SECS),
                 );
+            }
+            Self::RateLimited { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             Self::PayloadTooLarge { .. } | Self::BodyTimeout | Self::BodyRead(_) => {
                 // The rest of the body was not read; the connection cannot be reused.

@@ -7,6 +7,7 @@
 //! - [`verify`]: provider authentication (Pluggy HMAC or secret header, LiveTip token).
 //! - [`ingest`]: per-provider handlers: validate, publish with confirm, answer.
 //! - [`admin`]: the admin listener (monitoring, payments API, test webhook).
+//! - [`guard`]: client address behind proxies, allow-lists, rate limits, in-flight bound.
 //! - [`audit`]: rejected-request records, published off the request path.
 //! - [`simulate`]: `gateway simulate pluggy`, a signed test event for a running gateway.
 //! - [`error`]: [`error::ApiError`], the one place errors become statuses and bodies.
@@ -18,6 +19,7 @@ pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod guard;
 pub mod http;
 pub mod ingest;
 pub mod simulate;

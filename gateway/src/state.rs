@@ -9,7 +9,11 @@ use shared::secret::SecretList;
 use shared::trace_context::TraceContext;
 use uuid::Uuid;
 
+use shared::Provider;
+
 use crate::audit::AuditSink;
+use crate::error::ApiError;
+use crate::guard::{InFlight, Networks, RateLimits, Slot};
 
 /// Shared, read-mostly state of a running gateway.
 #[derive(Debug)]
@@ -32,9 +36,30 @@ pub struct AppState {
     pub body_read_timeout: Duration,
     /// Set once shutdown starts, so readiness turns false before the listener closes.
     pub draining: AtomicBool,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Networks,
+    /// Per-provider source allow-lists (empty: any).
+    pub allowed_sources: [(Provider, Networks); 2],
+    /// Per-client token buckets.
+    pub rate_limits: RateLimits,
+    /// Bound on provider requests handled at once.
+    pub in_flight: InFlight,
 }
 
 impl AppState {
+    /// Lets a provider request in, or says why not: source allow-list (403), rate
+    /// limit (429), then the in-flight bound (503). Nothing is read before this.
+    pub fn admit(&self, provider: Provider, client: IpAddr) -> Result<Slot, ApiError> {
+        if let Some((_, allowed)) = self.allowed_sources.iter().find(|(p, _)| *p == provider)
+            && !allowed.is_empty()
+            && !allowed.contains(client)
+        {
+            return Err(ApiError::SourceNotAllowed);
+        }
+        self.rate_limits.check(provider, client)?;
+        self.in_flight.admit()
+    }
+
     /// Ready to take events: broker connected with confirm channels, not draining.
     pub fn is_ready(&self) -> bool {
         !self.draining.load(Ordering::Relaxed) && self.link.is_ready()

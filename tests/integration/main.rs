@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod gateway_abuse;
 mod gateway_broker;
 mod gateway_lifecycle;
 mod gateway_limits;

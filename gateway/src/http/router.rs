@@ -15,8 +15,10 @@ use super::server::Handler;
 use super::telemetry;
 use crate::audit::RejectedRequest;
 use crate::error::{ApiError, Dialect, json_response};
+use crate::guard;
 use crate::ingest;
 use crate::state::{AppState, RequestContext};
+use shared::Provider;
 
 /// The routes of the public listener.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,6 +97,7 @@ pub async fn handle(
     request: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
     let route = Route::resolve(request.uri().path());
+    let client_ip = guard::client_ip(client_ip, request.headers(), &state.trusted_proxies);
     let span = telemetry::server_span(
         request.method(),
         route.map_or("unmatched", Route::template),
@@ -133,8 +136,15 @@ async fn serve(
         }),
         Some(Route::Health) => Ok(json_response(StatusCode::OK, &json!({"status": "ok"}))),
         Some(Route::Ready) => Ok(readiness(state)),
-        Some(Route::Pluggy) => ingest::pluggy::handle(state, &ctx, request).await,
-        Some(Route::LiveTip) => ingest::livetip::handle(state, &ctx, request).await,
+        Some(Route::Pluggy) => match state.admit(Provider::Pluggy, ctx.client_ip) {
+            // The slot is held until the answer is ready.
+            Ok(_slot) => ingest::pluggy::handle(state, &ctx, request).await,
+            Err(refused) => Err(refused),
+        },
+        Some(Route::LiveTip) => match state.admit(Provider::LiveTip, ctx.client_ip) {
+            Ok(_slot) => ingest::livetip::handle(state, &ctx, request).await,
+            Err(refused) => Err(refused),
+        },
     };
     let mut response = match outcome {
         Ok(response) => response,

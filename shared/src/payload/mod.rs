@@ -3,6 +3,8 @@
 
 pub mod livetip;
 pub mod pluggy;
+#[cfg(test)]
+mod properties;
 
 /// Why a payload was refused; the text is safe to return to the sender.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

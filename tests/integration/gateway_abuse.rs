@@ -1,0 +1,168 @@
+//! Abuse controls: per-client rate limits behind trusted proxies, source allow-lists,
+//! and shedding when too many requests are in flight.
+
+use std::time::Duration;
+
+use hookwire_tests::broker::drain;
+use hookwire_tests::gateway::{
+    GatewaySettings, LIVETIP_TOKEN, PLUGGY_NEW, TestGateway, spawn_gateway_with,
+};
+use hookwire_tests::http_client::{TestResponse, post};
+use serde_json::json;
+use shared::Provider;
+use tokio::io::AsyncWriteExt;
+
+async fn gateway(flags: &[(&str, &str)]) -> TestGateway {
+    let mut settings = GatewaySettings::default();
+    for (flag, value) in flags {
+        settings = settings.arg(flag, value);
+    }
+    let gw = spawn_gateway_with(settings).await;
+    gw.wait_ready().await;
+    gw
+}
+
+async fn livetip(gw: &TestGateway, forwarded_for: Option<&str>, id: &str) -> TestResponse {
+    let mut headers = vec![
+        ("content-type", "application/json"),
+        ("x-livetip-webhook-secret-token", LIVETIP_TOKEN),
+    ];
+    if let Some(xff) = forwarded_for {
+        headers.push(("x-forwarded-for", xff));
+    }
+    let body = json!({"event": "payment_pending", "payment": {"sender": "s", "amount": 1, "paymentId": id, "paid": false}});
+    post(gw.addr, "/webhook", &headers, body.to_string()).await
+}
+
+async fn pluggy(gw: &TestGateway, forwarded_for: Option<&str>, id: &str) -> TestResponse {
+    let mut headers = vec![
+        ("content-type", "application/json"),
+        ("x-pluggy-webhook-secret", PLUGGY_NEW),
+    ];
+    if let Some(xff) = forwarded_for {
+        headers.push(("x-forwarded-for", xff));
+    }
+    let body = json!({"event": "item/updated", "eventId": id, "itemId": "i"});
+    post(
+        gw.addr,
+        "/api/banking/pluggy/webhook/",
+        &headers,
+        body.to_string(),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rate_limit_is_per_client_and_route_and_believes_only_trusted_proxies() {
+    let gw = gateway(&[
+        ("--rate-limit-per-ip", "1"),
+        ("--trusted-proxies", "127.0.0.1/32"),
+    ])
+    .await;
+    let client = Some("203.0.113.1");
+    // Burst of two, then refused with a wait and a JSON error.
+    assert_eq!(livetip(&gw, client, "a1").await.status, 200);
+    assert_eq!(livetip(&gw, client, "a2").await.status, 200);
+    let limited = livetip(&gw, client, "a3").await;
+    assert_eq!(limited.status, 429);
+    assert!(
+        limited
+            .header("retry-after")
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|s| s >= 1)
+    );
+    assert!(
+        serde_json::from_slice::<serde_json::Value>(&limited.body).unwrap()["error"].is_string()
+    );
+    // A hop written by the client itself, left of the proxy's, changes nothing.
+    assert_eq!(
+        livetip(&gw, Some("6.6.6.6, 203.0.113.1"), "a4")
+            .await
+            .status,
+        429
+    );
+    // Another route, another client: their own buckets.
+    assert_eq!(pluggy(&gw, client, "p1").await.status, 200);
+    assert_eq!(livetip(&gw, Some("203.0.113.2"), "b1").await.status, 200);
+    assert_eq!(drain(&gw.queue(Provider::LiveTip)).await.len(), 3);
+    assert_eq!(drain(&gw.queue(Provider::Pluggy)).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
+    let gw = gateway(&[("--rate-limit-per-ip", "1")]).await;
+    assert_eq!(livetip(&gw, Some("203.0.113.1"), "c1").await.status, 200);
+    assert_eq!(livetip(&gw, Some("203.0.113.2"), "c2").await.status, 200);
+    // Every request is the loopback peer's, whatever the header claims.
+    assert_eq!(livetip(&gw, Some("203.0.113.3"), "c3").await.status, 429);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_allow_list_is_a_second_check_per_provider() {
+    let gw = gateway(&[
+        ("--pluggy-allowed-ips", "52.67.145.81,177.71.238.212"),
+        ("--trusted-proxies", "127.0.0.1"),
+    ])
+    .await;
+    let refused = pluggy(&gw, None, "d1").await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&refused.body).unwrap()["error"],
+        "source address not allowed for this provider"
+    );
+    assert_eq!(pluggy(&gw, Some("52.67.145.81"), "d2").await.status, 200);
+    // The allow-list never replaces authentication.
+    let forged = post(
+        gw.addr,
+        "/api/banking/pluggy/webhook/",
+        &[
+            ("content-type", "application/json"),
+            ("x-forwarded-for", "52.67.145.81"),
+            ("x-pluggy-webhook-secret", "wrong"),
+        ],
+        json!({"event": "item/updated", "eventId": "d3"}).to_string(),
+    )
+    .await;
+    assert_eq!(forged.status, 403);
+    // LiveTip has no list configured: any source.
+    assert_eq!(livetip(&gw, None, "d4").await.status, 200);
+    assert_eq!(drain(&gw.queue(Provider::Pluggy)).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_the_in_flight_bound_requests_are_shed_with_503_not_queued() {
+    let gw = gateway(&[("--max-in-flight", "2")]).await;
+    // Two requests whose bodies never finish hold both slots.
+    let mut holders = Vec::new();
+    for _ in 0..2 {
+        let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+        let head = format!(
+            "POST /webhook HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nX-Livetip-Webhook-Secret-Token: {LIVETIP_TOKEN}\r\nContent-Length: 500\r\n\r\n{{\"event\""
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        holders.push(stream);
+    }
+    let shed = hookwire_tests::eventually("slots taken", Duration::from_secs(5), || async {
+        let r = livetip(&gw, None, "e1").await;
+        (r.status == 503).then_some(r)
+    })
+    .await;
+    assert_eq!(shed.header("retry-after"), Some("5"));
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&shed.body).unwrap()["error"],
+        "gateway overloaded"
+    );
+    drop(holders);
+    hookwire_tests::eventually("slots free again", Duration::from_secs(5), || async {
+        (livetip(&gw, None, "e2").await.status == 200).then_some(())
+    })
+    .await;
+    // Health answers whatever the load.
+    assert_eq!(
+        hookwire_tests::http_client::get(gw.addr, "/healthz")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(drain(&gw.queue(Provider::LiveTip)).await.len(), 1);
+}
