@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod faults;
 mod gateway_abuse;
 mod gateway_broker;
 mod gateway_lifecycle;

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+pub mod books;
 pub mod broker;
 pub mod database;
 pub mod fake_pluggy;
