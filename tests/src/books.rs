@@ -86,8 +86,7 @@ pub async fn run_load(
     for task in tasks {
         let _ = task.await;
     }
-    let ledger = ledger.lock().unwrap().clone();
-    ledger
+    ledger.lock().unwrap().clone()
 }
 
 /// LiveTip payment ids with a created payment row, with how many rows each has.
