@@ -27,5 +27,17 @@ git -C "$db/advisory-db-snapshot" -c user.name=ci -c user.email=ci@localhost com
 config=$(mktemp)
 trap 'rm -rf "$db" "$config"' EXIT
 sed "s|^\[advisories\]|[advisories]\ndb-path = \"$db\"|" deny.toml > "$config"
-cargo deny --offline --log-level error check --config "$config" advisories licenses bans sources
+deny() { cargo deny --offline --log-level error --config "$config" check advisories licenses bans sources; }
+# cargo-deny looks for the checkout under a name derived from the database URL
+# (advisory-db-<hash>); if this version expects another name, give it that name.
+if ! out=$(deny 2>&1); then
+  expected=$(grep -o "cannot change to '[^']*'" <<<"$out" | sed "s/cannot change to '//; s/'$//" | head -1)
+  if [ -n "$expected" ] && [ "$(dirname "$expected")" = "$db" ]; then
+    mv "$db/advisory-db-snapshot" "$expected"
+    out=$(deny 2>&1) || { echo "$out"; exit 1; }
+  else
+    echo "$out"; exit 1
+  fi
+fi
+[ -z "$out" ] || echo "$out"
 echo "dependency audit passed (advisory snapshot of $(grep -o '[0-9]\{4\}-[0-9]\{2\}-[0-9]\{2\}' "$snapshot/SNAPSHOT.md" | head -1))"

@@ -102,3 +102,27 @@ async fn sigterm_during_load_leaves_no_request_half_done() {
     assert!(ledger.refused > 0, "requests after the stop were refused");
     assert_books_balance(&db.connect().await, &ledger, Duration::from_secs(60)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_under_load_loses_nothing_answered() {
+    let rabbit = hookwire_tests::broker::PrivateRabbit::start();
+    let gw = spawn_gateway_with(GatewaySettings {
+        amqp_url: rabbit.amqp_url(),
+        ..GatewaySettings::default()
+    })
+    .await;
+    gw.wait_ready().await;
+    let db = TestDatabase::postgres().await;
+    let worker =
+        hookwire_tests::worker::spawn_worker_on(&db.url, &rabbit.amqp_url(), &gw.topology, &[])
+            .await;
+    worker.wait_consuming().await;
+    let load = tokio::spawn(run_load(gw.addr, "restart", 600, LOAD_CLIENTS, PACE));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::task::block_in_place(|| rabbit.stop_app());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::task::block_in_place(|| rabbit.start_app());
+    let ledger = load.await.unwrap();
+    assert!(ledger.refused > 0, "the restart was felt by the senders");
+    assert_books_balance(&db.connect().await, &ledger, Duration::from_secs(60)).await;
+}

@@ -203,3 +203,101 @@ pub async fn tool_link(
     assert!(link.wait_ready(std::time::Duration::from_secs(10)).await);
     (link, stop)
 }
+
+/// A RabbitMQ node of the test's own, on free ports in a temp dir, for faults that
+/// stop the broker (about 20-30 s to start). Never the shared node.
+#[derive(Debug)]
+pub struct PrivateRabbit {
+    pub port: u16,
+    node: String,
+    dir: std::path::PathBuf,
+    child: std::process::Child,
+}
+
+impl PrivateRabbit {
+    pub fn start() -> Self {
+        use std::process::{Command, Stdio};
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let node = format!("hwtest{}@localhost", &id[..8]);
+        let dir = std::env::temp_dir().join(format!("hookwire-rabbit-{}", &id[..12]));
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = crate::process::free_port();
+        let dist_port = crate::process::free_port();
+        std::fs::write(dir.join("enabled_plugins"), "[].\n").unwrap();
+        // The system config pins the shared node's listener; ours names its own.
+        std::fs::write(
+            dir.join("rabbitmq.conf"),
+            format!("listeners.tcp.local = 127.0.0.1:{port}\nloopback_users = none\n"),
+        )
+        .unwrap();
+        let status = Command::new("chown")
+            .args(["-R", "rabbitmq", dir.to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let d = dir.display().to_string();
+        let child = Command::new("runuser")
+            .args(["-u", "rabbitmq", "--", "env", "HOME=/var/lib/rabbitmq"])
+            .arg(format!("RABBITMQ_NODENAME={node}"))
+            .arg("RABBITMQ_NODE_IP_ADDRESS=127.0.0.1")
+            .arg(format!("RABBITMQ_NODE_PORT={port}"))
+            .arg(format!("RABBITMQ_DIST_PORT={dist_port}"))
+            .arg(format!("RABBITMQ_MNESIA_BASE={d}/mnesia"))
+            .arg(format!("RABBITMQ_LOG_BASE={d}/log"))
+            .arg(format!("RABBITMQ_ENABLED_PLUGINS_FILE={d}/enabled_plugins"))
+            .arg(format!("RABBITMQ_PID_FILE={d}/pid"))
+            .arg(format!("RABBITMQ_CONFIG_FILE={d}/rabbitmq.conf"))
+            .arg("/usr/lib/rabbitmq/bin/rabbitmq-server")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let rabbit = Self {
+            port,
+            node,
+            dir,
+            child,
+        };
+        let pid_file = format!("{d}/pid");
+        rabbit.ctl(&["wait", &pid_file, "--timeout", "90"]);
+        rabbit
+    }
+
+    pub fn amqp_url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f?heartbeat=5", self.port)
+    }
+
+    /// Stops the broker application (connections dropped, data kept).
+    pub fn stop_app(&self) {
+        self.ctl(&["stop_app"]);
+    }
+
+    pub fn start_app(&self) {
+        self.ctl(&["start_app"]);
+    }
+
+    fn ctl(&self, args: &[&str]) {
+        let output = std::process::Command::new("rabbitmqctl")
+            .args(["-q", "-n", &self.node])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "rabbitmqctl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+impl Drop for PrivateRabbit {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("rabbitmqctl")
+            .args(["-q", "-n", &self.node, "stop"])
+            .output();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

