@@ -115,6 +115,11 @@ impl TraceContext {
         hex::encode(self.trace_id)
     }
 
+    /// The 16-hex-digit span id.
+    pub fn span_id(&self) -> String {
+        hex::encode(self.span_id)
+    }
+
     /// The `traceparent` header value.
     pub fn traceparent(&self) -> String {
         format!(

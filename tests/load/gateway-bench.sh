@@ -87,7 +87,7 @@ def ms(v):
     n, unit = re.match(r"([\d.]+)(\w+)", v).groups(); n = float(n)
     return n * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[unit]
 rate = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
-p50 = ms(re.search(r"50%\s+(\S+)", t).group(1)); p99 = ms(re.search(r"99%\s+(\S+)", t).group(1))
+p50 = ms(re.search(r"^\s+50%\s+(\S+)", t, re.M).group(1)); p99 = ms(re.search(r"^\s+99%\s+(\S+)", t, re.M).group(1))
 total = int(re.search(r"(\d+) requests in", t).group(1))
 m = re.search(r"Non-2xx or 3xx responses: (\d+)", t); bad = int(m.group(1)) if m else 0
 print(f"{rate:.0f} {p50:.2f} {p99:.2f} {bad} {total}")

@@ -80,7 +80,8 @@ def ms(v):
 rate = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
 m = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
 total = int(re.search(r"(\d+) requests in", t).group(1))
-print(f"{rate:.0f} {ms(re.search(r'50%\s+(\S+)', t).group(1)):.2f} {ms(re.search(r'99%\s+(\S+)', t).group(1)):.2f} {m.group(1) if m else 0} {total}")
+p50 = ms(re.search(r"^\s+50%\s+(\S+)", t, re.M).group(1)); p99 = ms(re.search(r"^\s+99%\s+(\S+)", t, re.M).group(1))
+print(f"{rate:.0f} {p50:.2f} {p99:.2f} {m.group(1) if m else 0} {total}")
 PY
 }
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# What tracing costs the gateway: saturation throughput and latency (wrk) with span
-# export off (no OTEL_EXPORTER_OTLP_ENDPOINT, the default) and on (every span exported
-# over OTLP/HTTP to a sink that discards it, sampler always on), alternated ROUNDS
-# times so drift on a shared machine hits both alike.
+# What tracing costs the gateway: saturation throughput and latency (wrk) with the SDK
+# disabled, with export off (no OTEL_EXPORTER_OTLP_ENDPOINT, the default: the same code
+# path, so it measures the machine's run-to-run noise) and with export on (every span
+# exported over OTLP/HTTP to a sink that discards it, sampler always on), alternated
+# ROUNDS times so drift on a shared machine hits all alike.
 #
 #   tests/load/tracing-overhead.sh            # 3 rounds of 15 s each way
 #   ROUNDS=5 SECONDS_EACH=20 tests/load/tracing-overhead.sh
@@ -44,6 +45,9 @@ run() { # label, extra env...
   for _ in $(seq 100); do [ "$(curl -s -o /dev/null -w '%{http_code}' http://$GW_ADDR/readyz)" = 200 ] && break; sleep 0.2; done
   wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_EACH}s" --latency -s "$OUT/livetip.lua" "http://$GW_ADDR/webhook" > "$OUT/wrk-otel-$label.txt"
   kill "$gw"; wait "$gw" 2>/dev/null || true
+  # Every run starts on empty queues: a queue grown by earlier runs slows the broker
+  # and would bias whichever run comes later.
+  "$BIN/bench-broker-ceiling" --delete-topology "$PREFIX" >/dev/null
   python3 - "$OUT/wrk-otel-$label.txt" <<'PY'
 import re, sys
 t = open(sys.argv[1]).read()
@@ -52,24 +56,30 @@ def ms(v):
     return float(n) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
 rate = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
 m = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
-print(f"{rate:.0f} {ms(re.search(r'50%\s+(\S+)', t).group(1)):.2f} {ms(re.search(r'99%\s+(\S+)', t).group(1)):.2f} {m.group(1) if m else 0}")
+p50 = ms(re.search(r"^\s+50%\s+(\S+)", t, re.M).group(1)); p99 = ms(re.search(r"^\s+99%\s+(\S+)", t, re.M).group(1))
+print(f"{rate:.0f} {p50:.2f} {p99:.2f} {m.group(1) if m else 0}")
 PY
 }
 
 echo "== $(nproc) cores, $(uname -r), $(date -u +%FT%TZ); $ROUNDS rounds x ${SECONDS_EACH}s, $CONNECTIONS connections"
-off=(); on=()
+off=(); on=(); none=()
 for r in $(seq "$ROUNDS"); do
-  o=$(run off); off+=("$o"); echo "round $r  export off: $o   (req/s p50 p99 non-2xx)"
+  x=$(run none OTEL_SDK_DISABLED=true); none+=("$x"); echo "round $r  no OTel layer: $x   (req/s p50 p99 non-2xx)"
+  o=$(run off); off+=("$o"); echo "round $r  export off: $o"
   n=$(run on OTEL_EXPORTER_OTLP_ENDPOINT="http://$SINK_ADDR" OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf OTEL_TRACES_SAMPLER=always_on)
   on+=("$n"); echo "round $r  export on:  $n"
 done
-python3 - "${off[@]}" -- "${on[@]}" <<'PY'
+python3 - "${none[@]}" -- "${off[@]}" -- "${on[@]}" <<'PY'
 import sys, statistics as st
-args = sys.argv[1:]; i = args.index("--")
-parse = lambda xs: [tuple(map(float, x.split())) for x in xs]
-off, on = parse(args[:i]), parse(args[i+1:])
+args = " ".join(sys.argv[1:]).split(" -- ")
+groups = []
+for chunk in args:
+    vals = list(map(float, chunk.split()))
+    groups.append([tuple(vals[i:i + 4]) for i in range(0, len(vals), 4)])
+none, off, on = groups
 med = lambda rows, k: st.median(r[k] for r in rows)
-ro, rn = med(off, 0), med(on, 0)
-print(f"median req/s: off {ro:.0f}, on {rn:.0f} ({(rn/ro-1)*100:+.1f}%)")
-print(f"median p99 ms: off {med(off,2):.2f}, on {med(on,2):.2f}")
+base = med(none, 0)
+for name, rows in (("OTEL_SDK_DISABLED=true", none), ("export off (default; same path: noise control)", off), ("export on, always_on sampler", on)):
+    r = med(rows, 0)
+    print(f"{name:40s} median {r:7.0f} req/s ({(r/base-1)*100:+5.1f}%)  median p99 {med(rows, 2):6.2f} ms")
 PY

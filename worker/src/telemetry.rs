@@ -52,9 +52,11 @@ pub fn consume_span(
         event = Empty,
         provider_event_id = Empty,
         request_id = Empty,
+        trace_id = Empty,
     );
     if let Some(envelope) = envelope {
         envelope.trace.adopt(&span);
+        span.record("trace_id", envelope.trace.trace_id().as_str());
         span.record("event", envelope.event.as_str());
         span.record(
             "messaging.message.id",

@@ -50,6 +50,7 @@ impl Handler for AdminRoutes {
             request.headers(),
         );
         let ctx = RequestContext::new(client_ip, &span);
+        crate::http::telemetry::record_trace(&span, &ctx.trace);
         let method = request.method().clone();
         // `/test-webhook` answers exactly as `/webhook` would, errors included.
         let dialect = if request.uri().path() == "/test-webhook" {

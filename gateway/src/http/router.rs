@@ -105,6 +105,7 @@ pub async fn handle(
         request.headers(),
     );
     let ctx = RequestContext::new(client_ip, &span);
+    telemetry::record_trace(&span, &ctx.trace);
     let started = std::time::Instant::now();
     let response = serve(&state, &ctx, route, request)
         .instrument(span.clone())

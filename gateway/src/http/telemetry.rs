@@ -29,6 +29,8 @@ pub fn server_span(
         http.response.status_code = Empty,
         client.address = %client_ip,
         request_id = Empty,
+        trace_id = Empty,
+        span_id = Empty,
         provider = Empty,
         event = Empty,
         provider_event_id = Empty,
@@ -39,6 +41,13 @@ pub fn server_span(
         span.add_link(theirs.to_otel());
     }
     span
+}
+
+/// Records the request's trace ids as span fields, for log lines (with OpenTelemetry
+/// installed they are the span's own ids; without, the minted ones).
+pub fn record_trace(span: &tracing::Span, trace: &TraceContext) {
+    span.record("trace_id", trace.trace_id().as_str());
+    span.record("span_id", trace.span_id().as_str());
 }
 
 /// Records the outcome on the span and in the request metrics.
