@@ -126,3 +126,38 @@ async fn a_broker_restart_under_load_loses_nothing_answered() {
     assert!(ledger.refused > 0, "the restart was felt by the senders");
     assert_books_balance(&db.connect().await, &ledger, Duration::from_secs(60)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_kills_and_a_database_restart_together_lose_nothing() {
+    let pg = PrivatePostgres::start();
+    let url = pg.url("postgres");
+    wait_reachable(&url).await;
+    let conn = sea_orm::Database::connect(&url).await.unwrap();
+    shared::db::migrate(&conn).await.unwrap();
+    drop(conn);
+    let gw = spawn_gateway().await;
+    let flags = ["--worker-concurrency", "8", "--worker-prefetch", "32"];
+    let load = tokio::spawn(run_load(gw.addr, "both", 400, LOAD_CLIENTS, PACE));
+    for round in 0..3 {
+        let mut worker = WorkerProcess::spawn(&url, &gw.topology, &flags);
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        if round == 1 {
+            tokio::task::block_in_place(|| pg.stop());
+        }
+        worker.signal("KILL");
+        worker.wait_exit(Duration::from_secs(10)).await;
+        if round == 1 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::task::block_in_place(|| pg.resume());
+        }
+    }
+    let ledger = load.await.unwrap();
+    assert_eq!(
+        ledger.refused, 0,
+        "ingest depends on neither workers nor database"
+    );
+    let _survivor = WorkerProcess::spawn(&url, &gw.topology, &flags);
+    wait_reachable(&url).await;
+    let conn = sea_orm::Database::connect(&url).await.unwrap();
+    assert_books_balance(&conn, &ledger, Duration::from_secs(90)).await;
+}

@@ -87,3 +87,73 @@ async fn a_bad_setting_stops_start_up_and_names_the_variable() {
         assert!(stderr.contains(name), "{name}: {stderr}");
     }
 }
+
+/// Secrets never reach the log, at the most verbose level, whatever the request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_is_ever_logged() {
+    use hookwire_tests::gateway::{PLUGGY_NEW, PLUGGY_OLD};
+    use hookwire_tests::http_client::post;
+    let log_path = std::env::temp_dir().join(format!(
+        "hookwire-log-{}.jsonl",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let file = std::fs::File::create(&log_path).unwrap();
+    let mut gw = GatewayProcess::spawn_logging_to(
+        &[
+            ("RUST_LOG", "trace"),
+            ("LOG_FORMAT", "json"),
+            ("ADMIN_TOKEN", "admin-secret-token"),
+        ],
+        std::process::Stdio::from(file),
+    )
+    .await;
+    hookwire_tests::eventually("gateway ready", Duration::from_secs(30), || async {
+        tokio::net::TcpStream::connect(gw.addr).await.ok()?;
+        let r = hookwire_tests::http_client::get(gw.addr, "/readyz").await;
+        (r.status == 200).then_some(())
+    })
+    .await;
+    let body = serde_json::json!({"event": "item/updated", "eventId": "log-1"}).to_string();
+    let signature = hookwire_tests::pluggy_signature(PLUGGY_OLD, body.as_bytes());
+    for headers in [
+        vec![("x-pluggy-webhook-secret", PLUGGY_NEW)],
+        vec![("x-pluggy-signature", signature.as_str())],
+        vec![("x-pluggy-webhook-secret", "a-wrong-guess")],
+    ] {
+        let mut all = vec![("content-type", "application/json")];
+        all.extend(headers);
+        post(gw.addr, "/api/banking/pluggy/webhook/", &all, body.clone()).await;
+    }
+    let tip = serde_json::json!({"event": "payment_pending", "payment": {"sender": "s", "amount": 1, "paymentId": "log-2", "paid": false}}).to_string();
+    for token in [LIVETIP_TOKEN, "wrong-token"] {
+        post(
+            gw.addr,
+            "/webhook",
+            &[
+                ("content-type", "application/json"),
+                ("x-livetip-webhook-secret-token", token),
+            ],
+            tip.clone(),
+        )
+        .await;
+    }
+    gw.signal("TERM");
+    assert!(gw.wait_exit(Duration::from_secs(30)).await.success());
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let _ = std::fs::remove_file(&log_path);
+    assert!(
+        log.lines().count() > 5,
+        "the gateway logged at trace level: {log}"
+    );
+    for secret in [
+        PLUGGY_NEW,
+        PLUGGY_OLD,
+        LIVETIP_TOKEN,
+        "admin-secret-token",
+        signature.as_str(),
+        "a-wrong-guess",
+        "wrong-token",
+    ] {
+        assert!(!log.contains(secret), "{secret} appears in the log");
+    }
+}

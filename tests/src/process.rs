@@ -34,6 +34,16 @@ pub struct GatewayProcess {
 
 impl GatewayProcess {
     pub async fn spawn(extra_env: &[(&str, &str)]) -> Self {
+        let log = if std::env::var_os("TEST_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        };
+        Self::spawn_logging_to(extra_env, log).await
+    }
+
+    /// With its log lines (written to stdout) going to `log`.
+    pub async fn spawn_logging_to(extra_env: &[(&str, &str)], log: Stdio) -> Self {
         let topology = TestTopology::new();
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mut command = Command::new(binary("test-gateway"));
@@ -49,7 +59,7 @@ impl GatewayProcess {
             .env("LIVETIP_WEBHOOK_TOKEN", LIVETIP_TOKENS)
             .envs(extra_env.iter().copied())
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(log)
             .stderr(if std::env::var_os("TEST_LOG").is_some() {
                 Stdio::inherit()
             } else {
