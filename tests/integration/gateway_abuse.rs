@@ -137,16 +137,27 @@ async fn beyond_the_in_flight_bound_requests_are_shed_with_503_not_queued() {
     for _ in 0..2 {
         let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
         let head = format!(
-            "POST /webhook HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nX-Livetip-Webhook-Secret-Token: {LIVETIP_TOKEN}\r\nContent-Length: 500\r\n\r\n{{\"event\""
+            "POST /webhook HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nX-Livetip-Webhook-Secret-Token: {LIVETIP_TOKEN}\r\nContent-Length: 500\r\n\r\n"
         );
         stream.write_all(head.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        stream.write_all(b"{\"event\"").await.unwrap();
         holders.push(stream);
     }
-    let shed = hookwire_tests::eventually("slots taken", Duration::from_secs(5), || async {
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let shed = loop {
         let r = livetip(&gw, None, "e1").await;
-        (r.status == 503).then_some(r)
-    })
-    .await;
+        if r.status == 503 {
+            break r;
+        }
+        seen.push(r.status);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no 503 while both slots are held: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(shed.header("retry-after"), Some("5"));
     assert_eq!(
         serde_json::from_slice::<serde_json::Value>(&shed.body).unwrap()["error"],
