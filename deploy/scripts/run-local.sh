@@ -9,7 +9,8 @@ env_file=.env
 echo "settings from $env_file"
 set -a; . "./$env_file"; set +a
 cargo build --bins
-./target/debug/worker &
+bin="${CARGO_TARGET_DIR:-target}/debug"
+"$bin/worker" &
 worker=$!
 trap 'kill $worker 2>/dev/null || true' EXIT
-./target/debug/gateway
+"$bin/gateway"
