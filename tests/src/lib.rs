@@ -12,6 +12,7 @@ pub mod fake_pluggy;
 pub mod gateway;
 pub mod http_client;
 pub mod livetip;
+pub mod loopback;
 pub mod otlp;
 pub mod process;
 pub mod proxy;
