@@ -85,12 +85,7 @@ async fn a_database_restart_delays_events_but_loses_none() {
 async fn sigterm_during_load_leaves_no_request_half_done() {
     let db = TestDatabase::postgres().await;
     let mut gateway = GatewayProcess::spawn(&[]).await;
-    hookwire_tests::eventually("gateway ready", Duration::from_secs(30), || async {
-        tokio::net::TcpStream::connect(gateway.addr).await.ok()?;
-        let r = hookwire_tests::http_client::get(gateway.addr, "/readyz").await;
-        (r.status == 200).then_some(())
-    })
-    .await;
+    hookwire_tests::http_client::wait_ready("gateway", gateway.addr).await;
     let topology: &TestTopology = &gateway.topology;
     let worker = spawn_worker(&db.url, topology, &[]).await;
     worker.wait_consuming().await;

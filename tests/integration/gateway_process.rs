@@ -3,9 +3,7 @@
 use std::time::Duration;
 
 use hookwire_tests::broker::take;
-use hookwire_tests::eventually;
 use hookwire_tests::gateway::LIVETIP_TOKEN;
-use hookwire_tests::http_client::get;
 use hookwire_tests::process::{GatewayProcess, binary};
 use serde_json::json;
 use shared::Provider;
@@ -14,18 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 async fn signal_drains_and_exits_zero(signal: &str) {
     let mut gw = GatewayProcess::spawn(&[("SHUTDOWN_READINESS_DELAY_MS", "300")]).await;
     let addr = gw.addr;
-    eventually(
-        "gateway process ready",
-        Duration::from_secs(30),
-        || async move {
-            let Ok(stream) = tokio::net::TcpStream::connect(addr).await else {
-                return None;
-            };
-            drop(stream);
-            (get(addr, "/readyz").await.status == 200).then_some(())
-        },
-    )
-    .await;
+    hookwire_tests::http_client::wait_ready("gateway process", addr).await;
 
     let body = json!({"event": "payment_pending", "payment": {"sender": "s", "amount": 1, "paymentId": signal, "paid": false}}).to_string();
     let (first, rest) = body.as_bytes().split_at(5);
@@ -107,12 +94,7 @@ async fn no_secret_is_ever_logged() {
         std::process::Stdio::from(file),
     )
     .await;
-    hookwire_tests::eventually("gateway ready", Duration::from_secs(30), || async {
-        tokio::net::TcpStream::connect(gw.addr).await.ok()?;
-        let r = hookwire_tests::http_client::get(gw.addr, "/readyz").await;
-        (r.status == 200).then_some(())
-    })
-    .await;
+    hookwire_tests::http_client::wait_ready("gateway", gw.addr).await;
     let body = serde_json::json!({"event": "item/updated", "eventId": "log-1"}).to_string();
     let signature = hookwire_tests::pluggy_signature(PLUGGY_OLD, body.as_bytes());
     for headers in [

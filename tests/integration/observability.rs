@@ -7,7 +7,7 @@ use std::time::Duration;
 use hookwire_tests::database::TestDatabase;
 use hookwire_tests::eventually;
 use hookwire_tests::gateway::{LIVETIP_TOKEN, PLUGGY_NEW, PLUGGY_OLD};
-use hookwire_tests::http_client::{get, post};
+use hookwire_tests::http_client::{get, post, wait_ready};
 use hookwire_tests::otlp::{ExportedSpan, Receiver};
 use hookwire_tests::process::{GatewayProcess, free_port};
 use hookwire_tests::worker::{WorkerProcess, wait_finished};
@@ -39,16 +39,7 @@ async fn start(otel: &[(&str, &str)]) -> Stack {
         otel,
     );
     for (what, addr) in [("gateway", gateway.addr), ("worker", worker_metrics)] {
-        eventually(
-            &format!("{what} ready"),
-            Duration::from_secs(30),
-            || async move {
-                tokio::net::TcpStream::connect(addr).await.ok()?;
-                let up = tokio::time::timeout(Duration::from_secs(2), get(addr, "/readyz")).await;
-                up.ok().filter(|r| r.status == 200).map(drop)
-            },
-        )
-        .await;
+        wait_ready(what, addr).await;
     }
     Stack {
         gateway,

@@ -56,6 +56,36 @@ async fn counts(conn: &DatabaseConnection) -> (usize, usize, usize) {
     )
 }
 
+async fn item_row(conn: &DatabaseConnection, id: &str) -> shared::db::entities::pluggy_item::Model {
+    Items::find_by_id(id.to_owned())
+        .one(conn)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn account_row(
+    conn: &DatabaseConnection,
+    id: &str,
+) -> shared::db::entities::bank_account::Model {
+    Accounts::find_by_id(id.to_owned())
+        .one(conn)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn transaction_row(
+    conn: &DatabaseConnection,
+    id: &str,
+) -> shared::db::entities::bank_transaction::Model {
+    Transactions::find_by_id(id.to_owned())
+        .one(conn)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_item_update_syncs_every_page_through_rate_limits_and_a_5xx_and_a_repeat_changes_nothing()
  {
@@ -75,30 +105,18 @@ async fn an_item_update_syncs_every_page_through_rate_limits_and_a_5xx_and_a_rep
         (1, 3, 21),
         "three accounts over two pages, seven transactions each over three cursor pages"
     );
-    let item = Items::find_by_id("it1".to_owned())
-        .one(&conn)
-        .await
-        .unwrap()
-        .unwrap();
+    let item = item_row(&conn, "it1").await;
     assert_eq!(
         (item.status.as_deref(), item.execution_status.as_deref()),
         (Some("UPDATED"), Some("SUCCESS"))
     );
     assert!(item.synced_at.is_some());
-    let tx = Transactions::find_by_id("it1-acc0-tx0".to_owned())
-        .one(&conn)
-        .await
-        .unwrap()
-        .unwrap();
+    let tx = transaction_row(&conn, "it1-acc0-tx0").await;
     assert_eq!(
         (tx.amount.as_str(), tx.transaction_type.as_deref()),
         ("-10.10", Some("DEBIT"))
     );
-    let account = Accounts::find_by_id("it1-acc1".to_owned())
-        .one(&conn)
-        .await
-        .unwrap()
-        .unwrap();
+    let account = account_row(&conn, "it1-acc1").await;
     assert_eq!(
         (
             account.balance.as_deref(),
@@ -198,11 +216,7 @@ async fn errors_deletions_and_transaction_events_follow_the_guide() {
         .map(|t| t.id)
         .collect();
     assert_eq!(deleted.len(), 2);
-    let new = Transactions::find_by_id("it2-acc1-new".to_owned())
-        .one(&conn)
-        .await
-        .unwrap()
-        .unwrap();
+    let new = transaction_row(&conn, "it2-acc1-new").await;
     assert_eq!(new.amount, "99.90");
 
     send(
@@ -211,11 +225,7 @@ async fn errors_deletions_and_transaction_events_follow_the_guide() {
     )
     .await;
     wait_finished(&conn, 5, Duration::from_secs(30)).await;
-    let item = Items::find_by_id("it2".to_owned())
-        .one(&conn)
-        .await
-        .unwrap()
-        .unwrap();
+    let item = item_row(&conn, "it2").await;
     assert!(item.deleted_at.is_some());
     assert!(
         Accounts::find()
@@ -272,11 +282,7 @@ async fn account_events_records_and_the_page_based_fallback() {
     // account/created for an account we have never seen: fetched and stored.
     send(&gw, serde_json::json!({"event": "account/created", "eventId": "a-1", "itemId": "it4", "accountId": "it4-acc2"})).await;
     wait_finished(&conn, 1, Duration::from_secs(30)).await;
-    let account = Accounts::find_by_id("it4-acc2".to_owned())
-        .one(&conn)
-        .await
-        .unwrap()
-        .unwrap();
+    let account = account_row(&conn, "it4-acc2").await;
     assert_eq!(
         (account.name.as_deref(), account.balance.as_deref()),
         (Some("Conta 2"), Some("1234.56"))
@@ -295,11 +301,7 @@ async fn account_events_records_and_the_page_based_fallback() {
     }
     send(&gw, serde_json::json!({"event": "account/updated", "eventId": "a-2", "itemId": "it4", "accountId": "it4-acc2"})).await;
     wait_finished(&conn, 2, Duration::from_secs(30)).await;
-    let account = Accounts::find_by_id("it4-acc2".to_owned())
-        .one(&conn)
-        .await
-        .unwrap()
-        .unwrap();
+    let account = account_row(&conn, "it4-acc2").await;
     assert_eq!(
         (account.name.as_deref(), account.balance.as_deref()),
         (Some("Conta Salário"), Some("10.05"))
@@ -326,11 +328,7 @@ async fn account_events_records_and_the_page_based_fallback() {
         wait_finished(&conn, 3 + i as u64, Duration::from_secs(30)).await;
     }
     assert_eq!(fake.state.lock().unwrap().calls.len(), api_calls);
-    let item = Items::find_by_id("it4".to_owned())
-        .one(&conn)
-        .await
-        .unwrap()
-        .unwrap();
+    let item = item_row(&conn, "it4").await;
     assert_eq!(item.last_event.as_deref(), Some("item/login_succeeded"));
     let logs = Logs::find()
         .filter(shared::db::entities::webhook_log::Column::Provider.eq("pluggy"))
@@ -380,11 +378,7 @@ async fn account_events_records_and_the_page_based_fallback() {
     )
     .await;
     wait_finished(&conn, 7, Duration::from_secs(30)).await;
-    let tx = Transactions::find_by_id("it4-acc1-tx3".to_owned())
-        .one(&conn)
-        .await
-        .unwrap()
-        .unwrap();
+    let tx = transaction_row(&conn, "it4-acc1-tx3").await;
     assert_eq!(
         (tx.description.as_deref(), tx.status.as_deref()),
         (Some("PIX 3 (estornado)"), Some("PENDING"))

@@ -127,3 +127,18 @@ fn parse_raw(response: &[u8]) -> (u16, String) {
         .unwrap_or_default();
     (status, body)
 }
+
+/// Waits until a process's listener at `addr` answers `GET /readyz` with 200 (a
+/// refused connection just means "not yet").
+pub async fn wait_ready(what: &str, addr: SocketAddr) {
+    crate::eventually(
+        &format!("{what} ready"),
+        Duration::from_secs(30),
+        || async move {
+            TcpStream::connect(addr).await.ok()?;
+            let answer = tokio::time::timeout(Duration::from_secs(2), get(addr, "/readyz")).await;
+            answer.ok().filter(|r| r.status == 200).map(drop)
+        },
+    )
+    .await;
+}
