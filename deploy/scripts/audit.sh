@@ -27,11 +27,14 @@ git -C "$db/advisory-db-snapshot" -c user.name=ci -c user.email=ci@localhost com
 config=$(mktemp)
 trap 'rm -rf "$db" "$config"' EXIT
 sed "s|^\[advisories\]|[advisories]\ndb-path = \"$db\"|" deny.toml > "$config"
+# cargo-deny reads `cargo metadata` offline, which needs every target's crates in the
+# local registry, not only this platform's: a fresh machine has fetched only what it built.
+cargo fetch --locked -q
 deny() { cargo deny --offline --log-level error --config "$config" check advisories licenses bans sources; }
 # cargo-deny looks for the checkout under a name derived from the database URL
 # (advisory-db-<hash>); if this version expects another name, give it that name.
 if ! out=$(deny 2>&1); then
-  expected=$(grep -o "cannot change to '[^']*'" <<<"$out" | sed "s/cannot change to '//; s/'$//" | head -1)
+  expected=$(grep -o "cannot change to '[^']*'" <<<"$out" | sed "s/cannot change to '//; s/'$//" | head -1 || true)
   if [ -n "$expected" ] && [ "$(dirname "$expected")" = "$db" ]; then
     mv "$db/advisory-db-snapshot" "$expected"
     out=$(deny 2>&1) || { echo "$out"; exit 1; }
