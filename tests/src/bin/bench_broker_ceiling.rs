@@ -3,6 +3,10 @@
 //! Publishes persistent, mandatory messages with confirms to a durable quorum queue,
 //! `--in-flight` at a time, and prints throughput and confirm latency. No HTTP, no
 //! verification: whatever the gateway reaches is measured against this.
+//!
+//! With `--rate`, it publishes open-loop instead (a message every 1/rate s whatever the
+//! confirms do, latency counted from when each message was due), so the gateway's
+//! latency at a fixed request rate has the broker's own latency at that rate beside it.
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +26,10 @@ struct Args {
     channels: usize,
     #[arg(long, default_value_t = 20)]
     seconds: u64,
+    /// Open loop: publish this many messages per second instead of keeping
+    /// `--in-flight` busy; prints p50/p99/p99.9 of the confirm latency.
+    #[arg(long)]
+    rate: Option<u32>,
     /// Message size in bytes.
     #[arg(long, default_value_t = 300)]
     size: usize,
@@ -120,37 +128,90 @@ async fn main() -> anyhow::Result<()> {
         channels.push(channel);
     }
     let payload = vec![b'x'; args.size];
-    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let target = Target {
+        exchange: exchange.clone(),
+        routing_key,
+        properties,
+        payload,
+    };
+    let line = match args.rate {
+        Some(rate) => fixed_rate(&channels, target, rate, args.seconds).await?,
+        None => saturation(&channels, target, args.in_flight, args.seconds).await?,
+    };
+    if args.topic {
+        setup
+            .exchange_delete(exchange.as_str().into(), Default::default())
+            .await?;
+    }
+    println!("{line}");
+    setup
+        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await?;
+    conn.close(200, "bench done".into()).await?;
+    Ok(())
+}
+
+/// Where and what every message of a run is.
+#[derive(Clone)]
+struct Target {
+    exchange: String,
+    routing_key: String,
+    properties: BasicProperties,
+    payload: Vec<u8>,
+}
+
+impl Target {
+    /// One persistent, mandatory publish and its confirm: `true` when acked unreturned.
+    async fn publish(&self, channel: &lapin::Channel) -> bool {
+        let confirmed = async {
+            channel
+                .basic_publish(
+                    self.exchange.as_str().into(),
+                    self.routing_key.as_str().into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..Default::default()
+                    },
+                    &self.payload,
+                    self.properties.clone().with_delivery_mode(2),
+                )
+                .await?
+                .await
+        }
+        .await;
+        matches!(confirmed, Ok(lapin::Confirmation::Ack(None)))
+    }
+}
+
+/// Milliseconds at quantile `p` of sorted latencies.
+fn quantile(sorted: &[Duration], p: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+/// Closed loop: `in_flight` publishers, each sending its next message when the last
+/// is confirmed.
+async fn saturation(
+    channels: &[lapin::Channel],
+    target: Target,
+    in_flight: usize,
+    seconds: u64,
+) -> anyhow::Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
-    for i in 0..args.in_flight {
+    for i in 0..in_flight {
         let channel = channels[i % channels.len()].clone();
-        let (exchange, routing_key) = (exchange.clone(), routing_key.clone());
-        let properties = properties.clone();
-        let payload = payload.clone();
+        let target = target.clone();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut failures = 0u64;
             while Instant::now() < deadline {
                 let started = Instant::now();
-                let confirmed = async {
-                    channel
-                        .basic_publish(
-                            exchange.as_str().into(),
-                            routing_key.as_str().into(),
-                            BasicPublishOptions {
-                                mandatory: true,
-                                ..Default::default()
-                            },
-                            &payload,
-                            properties.clone().with_delivery_mode(2),
-                        )
-                        .await?
-                        .await
-                }
-                .await;
-                match confirmed {
-                    Ok(lapin::Confirmation::Ack(None)) => latencies.push(started.elapsed()),
-                    _ => failures += 1,
+                if target.publish(&channel).await {
+                    latencies.push(started.elapsed());
+                } else {
+                    failures += 1;
                 }
             }
             (latencies, failures)
@@ -166,30 +227,50 @@ async fn main() -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort_unstable();
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-    };
-    if args.topic {
-        setup
-            .exchange_delete(exchange.as_str().into(), Default::default())
-            .await?;
-    }
-    println!(
-        "broker-ceiling in_flight={} confirmed={} failed={} rate={:.0}/s p50={:.2}ms p99={:.2}ms",
-        args.in_flight,
+    Ok(format!(
+        "broker-ceiling in_flight={in_flight} confirmed={} failed={failures} rate={:.0}/s p50={:.2}ms p99={:.2}ms",
         latencies.len(),
-        failures,
         latencies.len() as f64 / elapsed,
-        pct(0.50),
-        pct(0.99)
-    );
-    setup
-        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-        .await?;
-    conn.close(200, "bench done".into()).await?;
-    Ok(())
+        quantile(&latencies, 0.50),
+        quantile(&latencies, 0.99)
+    ))
+}
+
+/// Open loop: one message due every 1/`rate` s, each on its own task; latency runs
+/// from when it was due, so a stalled broker shows as latency, not as fewer samples.
+async fn fixed_rate(
+    channels: &[lapin::Channel],
+    target: Target,
+    rate: u32,
+    seconds: u64,
+) -> anyhow::Result<String> {
+    let period = Duration::from_secs(1) / rate.max(1);
+    let total = u64::from(rate) * seconds;
+    let started = tokio::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..total {
+        let due = started + period * u32::try_from(i)?;
+        tokio::time::sleep_until(due).await;
+        let channel = channels[usize::try_from(i)? % channels.len()].clone();
+        let target = target.clone();
+        tasks.spawn(async move { target.publish(&channel).await.then(|| due.elapsed()) });
+    }
+    let mut latencies = Vec::new();
+    let mut failures = 0u64;
+    while let Some(outcome) = tasks.join_next().await {
+        match outcome? {
+            Some(latency) => latencies.push(latency),
+            None => failures += 1,
+        }
+    }
+    latencies.sort_unstable();
+    Ok(format!(
+        "broker-fixed-rate rate={rate}/s confirmed={} failed={failures} p50={:.2}ms p99={:.2}ms p99.9={:.2}ms",
+        latencies.len(),
+        quantile(&latencies, 0.50),
+        quantile(&latencies, 0.99),
+        quantile(&latencies, 0.999)
+    ))
 }
 
 /// Headers as the gateway attaches them to a Pluggy event.
