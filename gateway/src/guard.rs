@@ -149,9 +149,14 @@ impl InFlight {
         Ok(slot)
     }
 
-    /// Requests in flight now.
+    /// Requests in flight now (a refused request counts for the instant it is refused).
     pub fn current(&self) -> usize {
         self.current.load(Ordering::Acquire)
+    }
+
+    /// The bound.
+    pub fn max(&self) -> usize {
+        self.max
     }
 }
 

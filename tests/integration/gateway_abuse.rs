@@ -132,17 +132,26 @@ async fn a_source_allow_list_is_a_second_check_per_provider() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn beyond_the_in_flight_bound_requests_are_shed_with_503_not_queued() {
     let gw = gateway(&[("--max-in-flight", "2")]).await;
-    // Two requests whose bodies never finish hold both slots.
+    // Two requests whose bodies never finish hold both slots. Each is admitted before
+    // the next is sent (the in-flight gauge says so): sent together, the second could
+    // itself be the one shed.
     let mut holders = Vec::new();
-    for _ in 0..2 {
+    for held in 1..=2 {
         let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-        let head = format!(
-            "POST /webhook HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nX-Livetip-Webhook-Secret-Token: {LIVETIP_TOKEN}\r\nContent-Length: 500\r\n\r\n"
+        let request = format!(
+            "POST /webhook HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nX-Livetip-Webhook-Secret-Token: {LIVETIP_TOKEN}\r\nContent-Length: 500\r\n\r\n{{\"event\""
         );
-        stream.write_all(head.as_bytes()).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        stream.write_all(b"{\"event\"").await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
         holders.push(stream);
+        let gauge = format!("hookwire_gateway_in_flight {held}");
+        hookwire_tests::eventually("holder admitted", Duration::from_secs(5), || async {
+            let metrics = hookwire_tests::http_client::get(gw.admin, "/metrics").await;
+            String::from_utf8_lossy(&metrics.body)
+                .lines()
+                .any(|line| line == gauge)
+                .then_some(())
+        })
+        .await;
     }
     let mut seen = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);

@@ -131,7 +131,7 @@ async fn route(
         "/healthz" => Ok(json_response(StatusCode::OK, &json!({"status": "ok"}))),
         "/metrics" => {
             allow("GET", method == Method::GET)?;
-            Ok(metrics_response())
+            Ok(metrics_response(&state.app))
         }
         other => match other.strip_prefix("/payments/") {
             Some(id) if !id.is_empty() && !id.contains('/') => {
@@ -144,7 +144,14 @@ async fn route(
 }
 
 /// Prometheus exposition of this process's metrics.
-fn metrics_response() -> Response<Full<Bytes>> {
+///
+/// Requests in flight are read at scrape time rather than counted per request: the
+/// bound already keeps the number, and the ingest path pays nothing for the gauge.
+fn metrics_response(app: &AppState) -> Response<Full<Bytes>> {
+    // A gauge set before the recorder exists would be lost.
+    shared::metrics::install();
+    metrics::gauge!("hookwire_gateway_in_flight").set(app.in_flight.current() as f64);
+    metrics::gauge!("hookwire_gateway_in_flight_limit").set(app.in_flight.max() as f64);
     let mut response = Response::new(Full::new(Bytes::from(shared::metrics::render())));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
