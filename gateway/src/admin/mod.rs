@@ -148,8 +148,6 @@ async fn route(
 /// Requests in flight are read at scrape time rather than counted per request: the
 /// bound already keeps the number, and the ingest path pays nothing for the gauge.
 fn metrics_response(app: &AppState) -> Response<Full<Bytes>> {
-    // A gauge set before the recorder exists would be lost.
-    shared::metrics::install();
     metrics::gauge!("hookwire_gateway_in_flight").set(app.in_flight.current() as f64);
     metrics::gauge!("hookwire_gateway_in_flight_limit").set(app.in_flight.max() as f64);
     let mut response = Response::new(Full::new(Bytes::from(shared::metrics::render())));
