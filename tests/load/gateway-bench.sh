@@ -92,8 +92,9 @@ queue_total() { # sum of messages in the bench work queues
   broker_ctl -q list_queues name messages 2>/dev/null | awk -v p="$PREFIX." '$1==p"pluggy"||$1==p"livetip"{s+=$2} END{print s+0}'
 }
 
-# CPU microseconds per message of a process over a run: ticks before, ticks after.
-us_per() { python3 -c "print(round(($2 - $1) * 1e6 / $(getconf CLK_TCK) / max($3, 1)))"; }
+# CPU microseconds per message: from CPU seconds, or from clock ticks before and after.
+us_each() { python3 -c "print(round($1 * 1e6 / max($2, 1)))"; } # seconds messages
+us_per() { us_each "$(python3 -c "print(($2 - $1) / $(getconf CLK_TCK))")" "$3"; } # ticks0 ticks1 messages
 
 ceiling() { # extra args... -> the publisher's line, with "cpu_us=<publisher>/<broker>" appended
   local b0 b1 out
@@ -104,7 +105,7 @@ ceiling() { # extra args... -> the publisher's line, with "cpu_us=<publisher>/<b
   line=$(grep '^broker-' <<<"$out")
   n=$(sed -E 's/.*confirmed=([0-9]+).*/\1/' <<<"$line")
   secs=$(awk '/^TIME/{print ($2 + $3)}' <<<"$out")
-  echo "$line cpu_us=$(python3 -c "print(round($secs * 1e6 / max($n, 1)))")/$(us_per "$b0" "$b1" "$n")"
+  echo "$line cpu_us=$(us_each "$secs" "$n")/$(us_per "$b0" "$b1" "$n")"
 }
 
 echo "== machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); $(date -u +%FT%TZ); PIN=$PIN"
