@@ -44,7 +44,12 @@ async fn workers_killed_in_a_loop_lose_nothing_and_apply_nothing_twice() {
     let conn = db.connect().await;
     shared::db::migrate(&conn).await.unwrap();
     let gw = spawn_gateway().await;
-    let flags = ["--worker-concurrency", "8", "--worker-prefetch", "32"];
+    let flags = [
+        "--worker-livetip-concurrency",
+        "8",
+        "--worker-livetip-prefetch",
+        "32",
+    ];
     let load = tokio::spawn(run_load(gw.addr, "kill", 500, LOAD_CLIENTS, PACE));
     for _ in 0..4 {
         let mut worker = WorkerProcess::spawn(&db.url, &gw.topology, &flags);
@@ -131,7 +136,12 @@ async fn worker_kills_and_a_database_restart_together_lose_nothing() {
     shared::db::migrate(&conn).await.unwrap();
     drop(conn);
     let gw = spawn_gateway().await;
-    let flags = ["--worker-concurrency", "8", "--worker-prefetch", "32"];
+    let flags = [
+        "--worker-livetip-concurrency",
+        "8",
+        "--worker-livetip-prefetch",
+        "32",
+    ];
     let load = tokio::spawn(run_load(gw.addr, "both", 400, LOAD_CLIENTS, PACE));
     for round in 0..3 {
         let mut worker = WorkerProcess::spawn(&url, &gw.topology, &flags);

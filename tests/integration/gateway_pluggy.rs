@@ -207,7 +207,8 @@ async fn payload_rules_and_unknown_events() {
     .await;
     assert_eq!(text.status, 415);
 
-    // Unknown events and the deprecated `id` are accepted and queued; our client id passes.
+    // Unknown events and the entity's `id` are accepted and queued (the `id` is no event
+    // id); our client id passes.
     let unknown = post(
         gw.addr,
         PATH,
@@ -216,7 +217,7 @@ async fn payload_rules_and_unknown_events() {
     )
     .await;
     assert_eq!(unknown.status, 200);
-    assert_eq!(unknown.json()["eventId"], "legacy-1");
+    assert_eq!(unknown.json()["eventId"], serde_json::Value::Null);
     // No content type at all: judged by the body.
     let bare = post(
         gw.addr,

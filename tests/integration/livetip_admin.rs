@@ -173,7 +173,7 @@ async fn webhook_stats_has_exactly_the_spec_shape() {
     );
     assert_eq!(
         stats["paymentStats"],
-        json!({"cancelled": 0, "completed": 1, "failed": 0, "pending": 1})
+        json!({"cancelled": 0, "completed": 1, "failed": 0, "pending": 1, "underpaid": 0})
     );
     // received x2 (webhook), success x3 (payment_update, 2 responses), ignored x1 (unmatched pending).
     assert_eq!(

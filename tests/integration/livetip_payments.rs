@@ -106,13 +106,17 @@ async fn the_fallback_matches_payer_and_amount_among_pending_oldest_first() {
         "the choice among several is logged"
     );
 
+    // Within the spec's window but below the amount: matched, and underpaid (money
+    // moves only for at least the expected amount).
     livetip_event(
         s.gw.addr,
         "payment_confirmed",
         json!({"sender": "bia", "amount": 9.995, "paymentId": "lt-b", "paid": true}),
     )
     .await;
-    wait_status(&s.conn, &newer, "completed").await;
+    let short = wait_status(&s.conn, &newer, "underpaid").await;
+    assert_eq!(short.matched_by.as_deref(), Some("amount_user"));
+    assert_eq!(short.received_amount.as_deref(), Some("9.995"));
     // 0.02 away: no match; a new payment is created instead.
     livetip_event(
         s.gw.addr,
@@ -306,7 +310,7 @@ async fn concurrent_deliveries_on_two_replicas_reach_the_in_order_outcome() {
     let second = hookwire_tests::worker::spawn_worker(
         &s.db.url,
         &s.gw.topology,
-        &["--worker-concurrency", "8"],
+        &["--worker-livetip-concurrency", "8"],
     )
     .await;
     second.wait_consuming().await;

@@ -135,8 +135,18 @@ async fn the_same_event_delivered_five_times_is_applied_once() {
 async fn simultaneous_copies_on_two_workers_are_claimed_once() {
     let db = TestDatabase::postgres().await;
     let gw = spawn_gateway().await;
-    let a = spawn_worker(&db.url, &gw.topology, &["--worker-concurrency", "8"]).await;
-    let b = spawn_worker(&db.url, &gw.topology, &["--worker-concurrency", "8"]).await;
+    let a = spawn_worker(
+        &db.url,
+        &gw.topology,
+        &["--worker-livetip-concurrency", "8"],
+    )
+    .await;
+    let b = spawn_worker(
+        &db.url,
+        &gw.topology,
+        &["--worker-livetip-concurrency", "8"],
+    )
+    .await;
     a.wait_consuming().await;
     b.wait_consuming().await;
     // Twenty distinct events, each sent three times at once.

@@ -44,12 +44,22 @@ async fn two_worker_processes_share_a_queue_and_store_every_event_once() {
     let _a = WorkerProcess::spawn(
         &db.url,
         &gw.topology,
-        &["--worker-concurrency", "2", "--worker-prefetch", "4"],
+        &[
+            "--worker-livetip-concurrency",
+            "2",
+            "--worker-livetip-prefetch",
+            "4",
+        ],
     );
     let _b = WorkerProcess::spawn(
         &db.url,
         &gw.topology,
-        &["--worker-concurrency", "2", "--worker-prefetch", "4"],
+        &[
+            "--worker-livetip-concurrency",
+            "2",
+            "--worker-livetip-prefetch",
+            "4",
+        ],
     );
     wait_finished(&conn, 200, Duration::from_secs(60)).await;
     let rows = event_rows(&conn).await;
@@ -68,7 +78,12 @@ async fn a_worker_killed_mid_batch_loses_nothing_and_applies_nothing_twice() {
     let mut first = WorkerProcess::spawn(
         &db.url,
         &gw.topology,
-        &["--worker-concurrency", "8", "--worker-prefetch", "64"],
+        &[
+            "--worker-livetip-concurrency",
+            "8",
+            "--worker-livetip-prefetch",
+            "64",
+        ],
     );
     eventually(
         "the first worker is mid-batch",

@@ -23,6 +23,9 @@ pub struct State {
     pub key_ttl_secs: i64,
     /// Answer the next call whose path starts with the prefix with (status, retry-after).
     pub faults: Vec<(String, u16, Option<u64>)>,
+    /// Answer calls whose path starts with the prefix only after this long (a slow
+    /// Pluggy, as during its incidents).
+    pub slow: Option<(String, std::time::Duration)>,
     /// Answer `/v2/transactions` with 404, as where the cursor API is not offered.
     pub v2_disabled: bool,
     pub auth_calls: usize,
@@ -61,6 +64,11 @@ impl FakePluggy {
             .unwrap()
             .faults
             .push((path_prefix.to_owned(), status, retry_after));
+    }
+
+    /// Makes every call under `path_prefix` answer after `delay`.
+    pub fn slow_down(&self, path_prefix: &str, delay: std::time::Duration) {
+        self.state.lock().unwrap().slow = Some((path_prefix.to_owned(), delay));
     }
 
     pub fn calls_to(&self, prefix: &str) -> usize {
@@ -123,8 +131,18 @@ async fn serve(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
+    // A call is recorded when it arrives, before any slowness.
+    let delay = {
+        let mut s = state.lock().unwrap();
+        s.calls.push(format!("{method} {path}"));
+        s.slow
+            .clone()
+            .filter(|(prefix, _)| path.starts_with(prefix.as_str()))
+    };
+    if let Some((_, delay)) = delay {
+        tokio::time::sleep(delay).await;
+    }
     let mut s = state.lock().unwrap();
-    s.calls.push(format!("{method} {path}"));
     if let Some(i) = s
         .faults
         .iter()

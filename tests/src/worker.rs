@@ -44,6 +44,12 @@ pub fn worker_args(
     .iter()
     .map(|s| (*s).to_owned())
     .collect();
+    // A flag in `extra` replaces the test default (clap refuses a flag given twice).
+    for flag in extra.iter().filter(|a| a.starts_with("--")) {
+        if let Some(at) = args.iter().position(|a| a == flag) {
+            args.drain(at..at + 2);
+        }
+    }
     args.extend(extra.iter().map(|s| (*s).to_owned()));
     args
 }

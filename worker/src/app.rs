@@ -9,7 +9,6 @@ use sea_orm::DatabaseConnection;
 use shared::Provider;
 use shared::amqp::{BrokerLink, LinkConfig, Topology, TopologyScope};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -200,9 +199,6 @@ impl Worker {
     /// in-flight event settled in time.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> bool {
         let tracker = TaskTracker::new();
-        let slots = Arc::new(Semaphore::new(
-            usize::try_from(self.ctx.settings.worker_concurrency).unwrap_or(8),
-        ));
         let health_stop = CancellationToken::new();
         let health = tokio::spawn(crate::health::serve(
             self.health,
@@ -225,7 +221,6 @@ impl Worker {
                     self.ctx.clone(),
                     queue,
                     kind,
-                    slots.clone(),
                     tracker.clone(),
                     shutdown.clone(),
                 ))

@@ -112,15 +112,38 @@ pub struct WorkerSettings {
     #[arg(long, env = "AMQP_PREFIX", default_value = "hookwire", value_parser = parse_topology)]
     pub amqp_prefix: Topology,
 
-    /// Unacknowledged deliveries the broker sends each consumer channel ahead.
-    #[arg(long, env = "WORKER_PREFETCH", default_value_t = 32,
-          value_parser = clap::value_parser!(u16).range(1..=10_000))]
-    pub worker_prefetch: u16,
+    /// LiveTip events handled at once in this process. Each queue has its own slots,
+    /// so slow Pluggy syncs never hold up payments.
+    #[arg(long, env = "WORKER_LIVETIP_CONCURRENCY", default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(1..=1_000))]
+    pub worker_livetip_concurrency: u16,
 
-    /// Events handled at once in this process.
-    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 8,
-          value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub worker_concurrency: u32,
+    /// Unacknowledged LiveTip deliveries the broker sends ahead: a little above the
+    /// concurrency, so a slot that frees finds the next event here, while the rest
+    /// stays in the queue for other replicas.
+    #[arg(long, env = "WORKER_LIVETIP_PREFETCH", default_value_t = 10,
+          value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    pub worker_livetip_prefetch: u16,
+
+    /// Pluggy events handled at once in this process (each may wait seconds on
+    /// Pluggy's API).
+    #[arg(long, env = "WORKER_PLUGGY_CONCURRENCY", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..=1_000))]
+    pub worker_pluggy_concurrency: u16,
+
+    /// Unacknowledged Pluggy deliveries sent ahead: equal to the concurrency, since a
+    /// sync takes seconds and an event held here is one another replica could run.
+    #[arg(long, env = "WORKER_PLUGGY_PREFETCH", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    pub worker_pluggy_prefetch: u16,
+
+    /// Retired (one prefetch for every queue); refused with the names that replace it.
+    #[arg(long, env = "WORKER_PREFETCH", hide = true, value_parser = retired_prefetch)]
+    pub worker_prefetch: Option<String>,
+
+    /// Retired (one pool of slots for every queue); refused likewise.
+    #[arg(long, env = "WORKER_CONCURRENCY", hide = true, value_parser = retired_concurrency)]
+    pub worker_concurrency: Option<String>,
 
     /// Processing attempts before an event that keeps failing transiently is
     /// dead-lettered.
@@ -138,8 +161,10 @@ pub struct WorkerSettings {
     #[arg(long, env = "WORKER_INLINE_RETRY", default_value = "30s", value_parser = parse_duration)]
     pub worker_inline_retry: Duration,
 
-    /// How long a claim on an event lasts; a crashed worker's claim is taken over after it.
-    #[arg(long, env = "WORKER_LEASE", default_value = "2m", value_parser = parse_duration)]
+    /// Lease of a claim on an event that calls the Pluggy API (renewed every third of it
+    /// while the worker still works on it); a crashed worker's claim is taken over
+    /// after it. Events that are one transaction need no lease.
+    #[arg(long, env = "WORKER_LEASE", default_value = "30s", value_parser = parse_duration)]
     pub worker_lease: Duration,
 
     /// Health (and later metrics) listener.
@@ -152,7 +177,7 @@ pub struct WorkerSettings {
     pub worker_shutdown_deadline: Duration,
 
     /// Database connections in the pool.
-    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10,
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16,
           value_parser = clap::value_parser!(u32).range(1..=1_000))]
     pub database_max_connections: u32,
 
@@ -175,6 +200,23 @@ pub struct WorkerSettings {
     /// `text` or `json`.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
+}
+
+/// How much of one queue a worker process takes on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueLimits {
+    /// Events handled at once.
+    pub concurrency: usize,
+    /// Deliveries the broker sends ahead.
+    pub prefetch: u16,
+}
+
+fn retired_prefetch(_: &str) -> Result<String, String> {
+    Err("retired: set WORKER_LIVETIP_PREFETCH and WORKER_PLUGGY_PREFETCH instead".into())
+}
+
+fn retired_concurrency(_: &str) -> Result<String, String> {
+    Err("retired: set WORKER_LIVETIP_CONCURRENCY and WORKER_PLUGGY_CONCURRENCY instead".into())
 }
 
 /// Retry step delays, at least one.
@@ -206,6 +248,23 @@ impl WorkerSettings {
             client_secret: shared::secret::Secret::new(secret.trim()),
             timeout: self.pluggy_timeout,
         })
+    }
+
+    /// Concurrency and prefetch of a work queue; `None` is the gateway's audit queue
+    /// (small records, two at a time are plenty).
+    pub fn queue_limits(&self, provider: Option<Provider>) -> QueueLimits {
+        let (concurrency, prefetch) = match provider {
+            Some(Provider::LiveTip) => (
+                self.worker_livetip_concurrency,
+                self.worker_livetip_prefetch,
+            ),
+            Some(Provider::Pluggy) => (self.worker_pluggy_concurrency, self.worker_pluggy_prefetch),
+            None => (2, 4),
+        };
+        QueueLimits {
+            concurrency: usize::from(concurrency),
+            prefetch,
+        }
     }
 
     /// The topology with this worker's retry steps.
@@ -271,6 +330,32 @@ mod tests {
             parse_delays("10s,1m").map(|d| d.0),
             Ok(vec![Duration::from_secs(10), Duration::from_secs(60)])
         );
+    }
+
+    #[test]
+    fn each_queue_has_its_own_limits_and_retired_names_are_refused() {
+        let cli = Cli::try_parse_from(["worker", "--worker-pluggy-concurrency", "2"]);
+        let limits = cli.map(|c| {
+            (
+                c.settings.queue_limits(Some(Provider::LiveTip)),
+                c.settings.queue_limits(Some(Provider::Pluggy)),
+            )
+        });
+        assert_eq!(
+            limits.ok(),
+            Some((
+                QueueLimits {
+                    concurrency: 8,
+                    prefetch: 10
+                },
+                QueueLimits {
+                    concurrency: 2,
+                    prefetch: 4
+                }
+            ))
+        );
+        let retired = Cli::try_parse_from(["worker", "--worker-concurrency", "8"]).map(|_| ());
+        assert!(retired.is_err_and(|e| e.to_string().contains("WORKER_LIVETIP_CONCURRENCY")));
     }
 
     #[test]

@@ -29,16 +29,21 @@ pub enum QueueKind {
     Rejected,
 }
 
-/// Consumes `queue` until `shutdown`; handlers run on `tracker`, at most as many at
-/// once as `slots` allows across all queues.
+/// Consumes `queue` until `shutdown`; handlers run on `tracker`, at most the queue's
+/// own concurrency at once (its slots are its own: one queue's slow work never
+/// starves another's).
 pub async fn consume(
     ctx: Arc<WorkerContext>,
     queue: String,
     kind: QueueKind,
-    slots: Arc<Semaphore>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 ) {
+    let limits = ctx.settings.queue_limits(match kind {
+        QueueKind::Events(provider) => Some(provider),
+        QueueKind::Rejected => None,
+    });
+    let slots = Arc::new(Semaphore::new(limits.concurrency));
     while !shutdown.is_cancelled() {
         if !ctx.link.wait_ready(Duration::from_secs(1)).await {
             continue;
@@ -53,7 +58,7 @@ pub async fn consume(
         };
         let started = async {
             channel
-                .basic_qos(ctx.settings.worker_prefetch, BasicQosOptions::default())
+                .basic_qos(limits.prefetch, BasicQosOptions::default())
                 .await?;
             channel
                 .basic_consume(

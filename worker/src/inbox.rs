@@ -4,16 +4,26 @@
 //! duplicate; a row under someone else's live lease means "later"; anything else (a
 //! failed attempt, an expired lease after a crash) is taken over. Completing requires
 //! the claim token, inside the transaction that applies the effect.
+//!
+//! Two ways to hold a claim (the pipeline picks one per event):
+//! - inside the effect's own transaction, for events that are one transaction: the
+//!   row is invisible until the commit, a concurrent copy waits on its key, and a
+//!   worker that dies takes its claim with it (its connection closes, PostgreSQL rolls
+//!   back), so the broker's redelivery is applied at once by whoever gets it;
+//! - committed with a lease, for events that call the Pluggy API between claim and
+//!   write (no transaction stays open across HTTP calls): a live worker renews the
+//!   lease ([`renew`]), and another takes the event over once it has run out.
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
 };
 use shared::Envelope;
 use shared::db::entities::webhook_event::{self, Column, Entity as WebhookEvents, Status};
+use shared::payload::bounds;
 use uuid::Uuid;
 
 /// The outcome of trying to claim an event.
@@ -23,6 +33,8 @@ pub enum Claim {
     Owned(Owner),
     /// The event was already handled; this copy changes nothing.
     Duplicate,
+    /// Another worker holds a live lease on it until then.
+    Busy(chrono::DateTime<Utc>),
 }
 
 /// Proof of a claim.
@@ -34,43 +46,23 @@ pub struct Owner {
     pub token: Uuid,
 }
 
-/// Claims `envelope` under `dedupe_key`; `Err(ClaimedElsewhere)` is reported by the
-/// caller when the row is held by a live lease.
-pub async fn claim(
-    db: &DatabaseConnection,
+/// Claims `envelope` under `dedupe_key`, on a pooled connection (committed at once,
+/// with a lease) or inside a transaction (see the module's notes). `None`: the row
+/// vanished between two statements; try again.
+pub async fn claim<C: ConnectionTrait>(
+    db: &C,
     envelope: &Envelope,
     dedupe_key: &str,
     lease: Duration,
 ) -> Result<Option<Claim>, sea_orm::DbErr> {
     let now = Utc::now();
-    let lease_until =
-        now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(2));
+    let lease_until = lease_end(now, lease);
     let token = Uuid::new_v4();
     let id = Uuid::new_v4();
-    let row = webhook_event::ActiveModel {
-        id: Set(id),
-        provider: Set(envelope.provider.as_str().to_owned()),
-        event: Set(truncate(&envelope.event, 255)),
-        dedupe_key: Set(dedupe_key.to_owned()),
-        provider_event_id: Set(envelope
-            .provider_event_id
-            .as_deref()
-            .map(|i| truncate(i, 255))),
-        payload: Set(envelope.body.to_vec()),
-        received_at: Set(envelope.received_at),
-        processed_at: Set(None),
-        status: Set(Status::Processing.as_str().to_owned()),
-        attempts: Set(1),
-        duplicates: Set(0),
-        last_error: Set(None),
-        trace_id: Set(Some(envelope.trace.trace_id())),
-        request_id: Set(Some(envelope.request_id)),
-        claim_token: Set(Some(token)),
-        lease_until: Set(Some(lease_until)),
-        processed_by: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-    };
+    let mut row = new_row(envelope, dedupe_key, now);
+    row.id = Set(id);
+    row.claim_token = Set(Some(token));
+    row.lease_until = Set(Some(lease_until));
     let inserted = WebhookEvents::insert(row)
         .on_conflict(
             OnConflict::columns([Column::Provider, Column::DedupeKey])
@@ -125,7 +117,102 @@ pub async fn claim(
             token,
         })))
     } else {
-        Ok(None)
+        Ok(Some(Claim::Busy(
+            existing.lease_until.unwrap_or(lease_until),
+        )))
+    }
+}
+
+/// A fresh inbox row for `envelope`: processing, first attempt, no claim yet.
+fn new_row(
+    envelope: &Envelope,
+    dedupe_key: &str,
+    now: DateTime<Utc>,
+) -> webhook_event::ActiveModel {
+    webhook_event::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        provider: Set(envelope.provider.as_str().to_owned()),
+        event: Set(truncate(&envelope.event, bounds::EVENT_NAME)),
+        dedupe_key: Set(dedupe_key.to_owned()),
+        provider_event_id: Set(envelope
+            .provider_event_id
+            .as_deref()
+            .map(|i| truncate(i, bounds::PROVIDER_EVENT_ID))),
+        payload: Set(envelope.body.to_vec()),
+        received_at: Set(envelope.received_at),
+        processed_at: Set(None),
+        status: Set(Status::Processing.as_str().to_owned()),
+        attempts: Set(1),
+        duplicates: Set(0),
+        last_error: Set(None),
+        trace_id: Set(Some(envelope.trace.trace_id())),
+        request_id: Set(Some(envelope.request_id)),
+        claim_token: Set(None),
+        lease_until: Set(None),
+        processed_by: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+}
+
+fn lease_end(now: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
+    now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(30))
+}
+
+/// Extends a leased claim while its owner still works on the event. `false`: the
+/// claim is no longer ours (taken over after the lease ran out).
+pub async fn renew(
+    db: &DatabaseConnection,
+    owner: Owner,
+    lease: Duration,
+) -> Result<bool, sea_orm::DbErr> {
+    let now = Utc::now();
+    let renewed = WebhookEvents::update_many()
+        .col_expr(Column::LeaseUntil, Expr::value(lease_end(now, lease)))
+        .col_expr(Column::UpdatedAt, Expr::value(now))
+        .filter(Column::Id.eq(owner.id))
+        .filter(Column::ClaimToken.eq(owner.token))
+        .exec(db)
+        .await?;
+    Ok(renewed.rows_affected == 1)
+}
+
+/// Records a failed attempt of an event claimed inside its transaction (rolled back,
+/// so nothing of the attempt remains): the row shows the attempt and its error, and
+/// the next copy takes it over at once. Best effort, like [`release`].
+pub async fn record_failure(
+    db: &DatabaseConnection,
+    envelope: &Envelope,
+    dedupe_key: &str,
+    status: Status,
+    error: &str,
+) {
+    let now = Utc::now();
+    let mut row = new_row(envelope, dedupe_key, now);
+    row.status = Set(status.as_str().to_owned());
+    row.last_error = Set(Some(truncate(error, 4000)));
+    let recorded = WebhookEvents::insert(row)
+        .on_conflict(
+            OnConflict::columns([Column::Provider, Column::DedupeKey])
+                .value(Column::Status, Expr::value(status.as_str()))
+                // Qualified: in an upsert, a bare column is ambiguous with `excluded`.
+                .value(
+                    Column::Attempts,
+                    Expr::col((WebhookEvents, Column::Attempts)).add(1),
+                )
+                .value(Column::LastError, Expr::value(truncate(error, 4000)))
+                .value(Column::UpdatedAt, Expr::value(now))
+                .action_and_where(
+                    Expr::col((WebhookEvents, Column::Status))
+                        .is_not_in([Status::Processed.as_str(), Status::Ignored.as_str()]),
+                )
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await;
+    match recorded {
+        Ok(_) | Err(sea_orm::DbErr::RecordNotInserted) => {}
+        Err(error) => tracing::debug!(%error, "could not record the failed attempt"),
     }
 }
 

@@ -137,6 +137,8 @@ async fn decide(
 }
 
 /// Retries transient failures in process, with backoff, within the inline budget.
+/// A claim held under another worker's live lease is waited out instead (until the
+/// lease ends, a bounded number of times): the wait is the lease's, not a failure's.
 /// `Err(None)` means shutdown interrupted the waiting.
 async fn handle_with_backoff(
     ctx: &WorkerContext,
@@ -146,23 +148,38 @@ async fn handle_with_backoff(
 ) -> Result<Handled, Option<WorkerError>> {
     use backoff::backoff::Backoff;
     let mut policy = retry::inline_policy(ctx.settings.worker_inline_retry);
+    let mut lease_waits = 0;
     loop {
-        match handle_once(ctx, envelope, dedupe_key).await {
+        let delay = match handle_once(ctx, envelope, dedupe_key).await {
             Ok(handled) => return Ok(handled),
             Err(error) if error.class() == ErrorClass::Permanent => return Err(Some(error)),
+            Err(WorkerError::ClaimedElsewhere(Some(until))) if lease_waits < MAX_LEASE_WAITS => {
+                lease_waits += 1;
+                let delay = retry::until_lease_ends(until, Utc::now(), ctx.settings.worker_lease);
+                tracing::debug!(
+                    ?delay,
+                    "event held under another worker's lease; waiting it out"
+                );
+                delay
+            }
             Err(error) => {
                 let Some(delay) = policy.next_backoff() else {
                     return Err(Some(error));
                 };
                 tracing::debug!(error = %error.describe(), ?delay, "transient failure; retrying in process");
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => {}
-                    () = shutdown.cancelled() => return Err(None),
-                }
+                delay
             }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = shutdown.cancelled() => return Err(None),
         }
     }
 }
+
+/// Leases waited out before the event goes the way of other transient failures: a live
+/// owner renews its lease, so a second full wait means it is still working.
+const MAX_LEASE_WAITS: u32 = 2;
 
 /// Claim, apply, mark done, commit: one attempt.
 async fn handle_once(
@@ -170,62 +187,153 @@ async fn handle_once(
     envelope: &Envelope,
     dedupe_key: &str,
 ) -> Result<Handled, WorkerError> {
+    if handlers::calls_provider_api(envelope, ctx.pluggy.is_some()) {
+        handle_leased(ctx, envelope, dedupe_key).await
+    } else {
+        handle_in_transaction(ctx, envelope, dedupe_key).await
+    }
+}
+
+fn db_span(ctx: &WorkerContext, operation: &'static str) -> tracing::Span {
     let db_system = match ctx.db.get_database_backend() {
         sea_orm::DatabaseBackend::Postgres => "postgresql",
         sea_orm::DatabaseBackend::Sqlite => "sqlite",
         _ => "other_sql",
     };
-    let db_span = |operation: &'static str| {
-        tracing::info_span!(
-            "db",
-            otel.name = format!("{operation} webhook_events"),
-            otel.kind = "client",
-            db.system.name = db_system,
-            db.operation.name = operation,
-            db.collection.name = "webhook_events",
-        )
-    };
-    let owner = match inbox::claim(&ctx.db, envelope, dedupe_key, ctx.settings.worker_lease)
-        .instrument(db_span("claim"))
-        .await?
-    {
-        None => return Err(WorkerError::ClaimedElsewhere),
-        Some(Claim::Duplicate) => return Ok(Handled::Duplicate),
-        Some(Claim::Owned(owner)) => owner,
-    };
+    tracing::info_span!(
+        "db",
+        otel.name = format!("{operation} webhook_events"),
+        otel.kind = "client",
+        db.system.name = db_system,
+        db.operation.name = operation,
+        db.collection.name = "webhook_events",
+    )
+}
+
+/// An event whose effect is one transaction: the claim is part of it, so a worker that
+/// dies mid-way leaves nothing behind and the redelivered copy is applied at once.
+async fn handle_in_transaction(
+    ctx: &WorkerContext,
+    envelope: &Envelope,
+    dedupe_key: &str,
+) -> Result<Handled, WorkerError> {
     let outcome = async {
         let prepared = handlers::prepare(&ctx.db, ctx.pluggy.as_ref(), envelope)
             .instrument(tracing::info_span!("prepare", event = %envelope.event))
             .await?;
+        let claimed = async {
+            let txn = ctx.db.begin().await?;
+            let claim = inbox::claim(&txn, envelope, dedupe_key, ctx.settings.worker_lease).await?;
+            Ok::<_, WorkerError>((txn, claim))
+        }
+        .instrument(db_span(ctx, "claim"))
+        .await?;
+        let (txn, owner) = match claimed {
+            (_, None) => return Err(WorkerError::ClaimedElsewhere(None)),
+            (_, Some(Claim::Busy(until))) => {
+                return Err(WorkerError::ClaimedElsewhere(Some(until)));
+            }
+            (txn, Some(Claim::Duplicate)) => {
+                txn.commit().await?;
+                return Ok(Handled::Duplicate);
+            }
+            (txn, Some(Claim::Owned(owner))) => (txn, owner),
+        };
+        async {
+            let applied = apply_and_complete(ctx, &txn, envelope, owner, prepared).await?;
+            txn.commit().await?;
+            Ok(Handled::Applied(applied))
+        }
+        .instrument(db_span(ctx, "apply"))
+        .await
+    }
+    .await;
+    if let Err(error) = &outcome
+        && !matches!(error, WorkerError::ClaimedElsewhere(_))
+        && !error.is_database_unreachable()
+    {
+        inbox::record_failure(
+            &ctx.db,
+            envelope,
+            dedupe_key,
+            failed_status(error),
+            &error.describe(),
+        )
+        .await;
+    }
+    outcome
+}
+
+/// An event that calls the Pluggy API between claim and write: the claim is committed
+/// with a lease, renewed while the calls run, so no transaction spans HTTP requests.
+async fn handle_leased(
+    ctx: &WorkerContext,
+    envelope: &Envelope,
+    dedupe_key: &str,
+) -> Result<Handled, WorkerError> {
+    let lease = ctx.settings.worker_lease;
+    let owner = match inbox::claim(&ctx.db, envelope, dedupe_key, lease)
+        .instrument(db_span(ctx, "claim"))
+        .await?
+    {
+        None => return Err(WorkerError::ClaimedElsewhere(None)),
+        Some(Claim::Busy(until)) => return Err(WorkerError::ClaimedElsewhere(Some(until))),
+        Some(Claim::Duplicate) => return Ok(Handled::Duplicate),
+        Some(Claim::Owned(owner)) => owner,
+    };
+    let outcome = async {
+        let prepare = handlers::prepare(&ctx.db, ctx.pluggy.as_ref(), envelope)
+            .instrument(tracing::info_span!("prepare", event = %envelope.event));
+        let prepared = tokio::select! {
+            prepared = prepare => prepared?,
+            () = retry::keep_alive(lease, || inbox::renew(&ctx.db, owner, lease)) => {
+                return Err(WorkerError::ClaimedElsewhere(None));
+            }
+        };
         async {
             let txn = ctx.db.begin().await?;
-            let applied = handlers::apply(&txn, envelope, owner.id, prepared).await?;
-            let status = match applied {
-                Applied::Processed => Status::Processed,
-                Applied::Ignored => Status::Ignored,
-            };
-            if !inbox::complete(&txn, owner, status, &ctx.worker_id).await? {
-                // Our lease expired and another copy took the event over: it will finish it.
-                txn.rollback().await?;
-                return Err(WorkerError::ClaimedElsewhere);
-            }
+            let applied = apply_and_complete(ctx, &txn, envelope, owner, prepared).await?;
             txn.commit().await?;
             Ok(applied)
         }
-        .instrument(db_span("apply"))
+        .instrument(db_span(ctx, "apply"))
         .await
     }
     .await;
     match outcome {
         Ok(applied) => Ok(Handled::Applied(applied)),
         Err(error) => {
-            let status = match error.class() {
-                ErrorClass::Transient => Status::Retrying,
-                ErrorClass::Permanent => Status::Dead,
-            };
-            inbox::release(&ctx.db, owner, status, &error.describe()).await;
+            inbox::release(&ctx.db, owner, failed_status(&error), &error.describe()).await;
             Err(error)
         }
+    }
+}
+
+/// Applies the effect and marks the event done, in `txn`.
+async fn apply_and_complete(
+    ctx: &WorkerContext,
+    txn: &sea_orm::DatabaseTransaction,
+    envelope: &Envelope,
+    owner: inbox::Owner,
+    prepared: handlers::Prepared,
+) -> Result<Applied, WorkerError> {
+    let applied = handlers::apply(txn, envelope, owner.id, prepared).await?;
+    let status = match applied {
+        Applied::Processed => Status::Processed,
+        Applied::Ignored => Status::Ignored,
+    };
+    if !inbox::complete(txn, owner, status, &ctx.worker_id).await? {
+        // Our lease expired and another copy took the event over: it will finish it.
+        return Err(WorkerError::ClaimedElsewhere(None));
+    }
+    Ok(applied)
+}
+
+/// The inbox status a failed attempt leaves.
+fn failed_status(error: &WorkerError) -> Status {
+    match error.class() {
+        ErrorClass::Transient => Status::Retrying,
+        ErrorClass::Permanent => Status::Dead,
     }
 }
 

@@ -39,6 +39,39 @@ pub fn delay_after(attempt: u32, steps: &[Duration]) -> Duration {
         .unwrap_or(Duration::from_secs(60))
 }
 
+/// How long to wait for another worker's lease on an event to run out (`until`, read
+/// from the inbox), a little past its end; never longer than one lease, so a clock
+/// that disagrees with the database's cannot park an event.
+pub fn until_lease_ends(
+    until: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+    lease: Duration,
+) -> Duration {
+    const MARGIN: Duration = Duration::from_millis(100);
+    let left = (until - now).to_std().unwrap_or(Duration::ZERO);
+    left.min(lease) + MARGIN
+}
+
+/// Renews a lease every third of its length while the future is polled; returns only
+/// when `renew` says the claim is no longer ours. A failed renewal (a database blip) is
+/// tried again at the next period: the lease still has two thirds to run.
+pub async fn keep_alive<F, Fut, E>(lease: Duration, mut renew: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool, E>>,
+    E: std::fmt::Display,
+{
+    let period = (lease / 3).max(Duration::from_millis(10));
+    loop {
+        tokio::time::sleep(period).await;
+        match renew().await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(error) => tracing::debug!(%error, "lease not renewed; trying again"),
+        }
+    }
+}
+
 /// Failed rounds recorded on a message so far.
 pub fn attempts(properties: &BasicProperties) -> u32 {
     let Some(headers) = properties.headers() else {
@@ -63,6 +96,60 @@ mod tests {
         assert_eq!(delay_after(1, &steps), Duration::from_secs(10));
         assert_eq!(delay_after(2, &steps), Duration::from_secs(60));
         assert_eq!(delay_after(7, &steps), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_lease_is_waited_out_but_never_longer_than_one_lease() {
+        let now = chrono::Utc::now();
+        let lease = Duration::from_secs(30);
+        let in_12s = now + chrono::Duration::seconds(12);
+        assert_eq!(
+            until_lease_ends(in_12s, now, lease),
+            Duration::from_millis(12_100)
+        );
+        let past = now - chrono::Duration::seconds(5);
+        assert_eq!(
+            until_lease_ends(past, now, lease),
+            Duration::from_millis(100)
+        );
+        let skewed = now + chrono::Duration::hours(3);
+        assert_eq!(
+            until_lease_ends(skewed, now, lease),
+            Duration::from_millis(30_100)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_is_renewed_every_third_until_it_is_lost() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let renewals = AtomicU32::new(0);
+        let lease = Duration::from_secs(30);
+        // Renewed while held: 95 s of work on a 30 s lease is 9 renewals, none late.
+        let held = tokio::time::timeout(
+            Duration::from_secs(95),
+            keep_alive(lease, || async {
+                renewals.fetch_add(1, Ordering::Relaxed);
+                Ok::<bool, String>(true)
+            }),
+        )
+        .await;
+        assert!(held.is_err(), "keeps renewing while the claim is ours");
+        assert_eq!(renewals.load(Ordering::Relaxed), 9);
+
+        // Lost at the third renewal (taken over): returns at once, 30 s in.
+        let started = tokio::time::Instant::now();
+        let calls = AtomicU32::new(0);
+        keep_alive(lease, || async {
+            let n = calls.fetch_add(1, Ordering::Relaxed) + 1;
+            if n == 1 {
+                Err("database blip".to_owned())
+            } else {
+                Ok(n < 3)
+            }
+        })
+        .await;
+        assert_eq!(calls.load(Ordering::Relaxed), 3);
+        assert_eq!(started.elapsed(), Duration::from_secs(30));
     }
 
     #[test]

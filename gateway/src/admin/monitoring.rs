@@ -22,7 +22,7 @@ pub async fn logs(
     db: &DatabaseConnection,
     raw_query: Option<&str>,
 ) -> Result<Response<Full<Bytes>>, ApiError> {
-    let params = query::parse(raw_query);
+    let params = query::parse(raw_query)?;
     let limit = query::limit(&params, 50, 1000)?;
     let mut select = webhook_log::Entity::find();
     if let Some(event) = query::text(&params, "event") {

@@ -1,7 +1,5 @@
 //! The payments API our users' applications call to say what they expect to be paid.
 
-use std::str::FromStr;
-
 use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
 use http::{Request, Response, StatusCode};
@@ -13,7 +11,9 @@ use sea_orm::{
 };
 use serde_json::{Value, json};
 use shared::db::entities::payment::{self, Column, Entity as Payments, PaymentStatus};
-use shared::money::{self, Decimal};
+use shared::money;
+use shared::payload::amount::{self, Sign};
+use shared::payload::bounds;
 use shared::payment_id;
 
 use super::query;
@@ -39,34 +39,28 @@ pub async fn create(
     .await?;
     let input: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::InvalidPayload(format!("body is not valid JSON: {e}")))?;
+    let bad = |e: shared::payload::PayloadError| ApiError::InvalidPayload(e.0);
     let user_name = match input.get("userName") {
-        Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 255 => s.trim().to_owned(),
+        Some(Value::String(s)) => {
+            bounds::name("userName", s.trim(), bounds::USER_NAME).map_err(bad)?;
+            s.trim().to_owned()
+        }
         _ => {
             return Err(ApiError::InvalidPayload(
-                "userName must be a non-empty string of at most 255 bytes".into(),
+                "userName must be a non-empty string".into(),
             ));
         }
     };
-    let amount = match input.get("amount") {
-        Some(Value::Number(n)) => Decimal::from_str(&n.to_string()).ok(),
-        Some(Value::String(s)) => Decimal::from_str(s.trim()).ok(),
-        _ => None,
+    let amount = amount::parse(input.get("amount"), "amount", Sign::NonNegative).map_err(bad)?;
+    if amount.is_zero() {
+        return Err(ApiError::InvalidPayload("amount must be above zero".into()));
     }
-    .filter(|a| a.is_sign_positive() && !a.is_zero())
-    .ok_or_else(|| {
-        ApiError::InvalidPayload("amount must be a positive number or numeric string".into())
-    })?;
     let currency = match input.get("currency") {
         None | Some(Value::Null) => shared::payload::livetip::DEFAULT_CURRENCY.to_owned(),
-        Some(Value::String(c))
-            if (3..=8).contains(&c.trim().len())
-                && c.trim().chars().all(|ch| ch.is_ascii_alphabetic()) =>
-        {
-            c.trim().to_ascii_uppercase()
-        }
+        Some(Value::String(c)) => bounds::currency("currency", c).map_err(bad)?,
         _ => {
             return Err(ApiError::InvalidPayload(
-                "currency must be a code such as BRL".into(),
+                "currency must be a three-letter currency code such as BRL".into(),
             ));
         }
     };
@@ -83,6 +77,8 @@ pub async fn create(
         created_at: Set(now),
         updated_at: Set(now),
         paid_at: Set(None),
+        received_amount: Set(None),
+        received_currency: Set(None),
     };
     let created = Payments::insert(row)
         .exec_with_returning(db)
@@ -106,14 +102,15 @@ pub async fn list(
     db: &DatabaseConnection,
     raw_query: Option<&str>,
 ) -> Result<Response<Full<Bytes>>, ApiError> {
-    let params = query::parse(raw_query);
+    let params = query::parse(raw_query)?;
     let limit = query::limit(&params, 50, 1000)?;
     let mut select = Payments::find();
     if let Some(status) = query::text(&params, "status") {
         let status = PaymentStatus::parse(status).ok_or_else(|| {
-            ApiError::InvalidPayload(
-                "status must be pending, completed, failed or cancelled".into(),
-            )
+            ApiError::InvalidPayload(format!(
+                "status must be one of {}",
+                PaymentStatus::ALL.map(PaymentStatus::as_str).join(", ")
+            ))
         })?;
         select = select.filter(Column::Status.eq(status.as_str()));
     }
@@ -146,6 +143,8 @@ fn to_json(p: &payment::Model) -> Value {
         "paidAt": p.paid_at.map(time),
         "livetipPaymentId": p.livetip_payment_id,
         "matchedBy": p.matched_by,
+        "receivedAmount": p.received_amount,
+        "receivedCurrency": p.received_currency,
         "message": p.id,
     })
 }

@@ -4,15 +4,26 @@ use std::collections::HashMap;
 
 use crate::error::ApiError;
 
-/// Decodes `a=1&b=x%20y` into a map; later duplicates win.
-pub fn parse(query: Option<&str>) -> HashMap<String, String> {
+/// Longest parameter value: every filter is a name, id, status or number, whose
+/// columns are no wider.
+const MAX_VALUE_CHARS: usize = 255;
+
+/// Decodes `a=1&b=x%20y` into a map; later duplicates win. A value longer than any
+/// column it could be compared with, or with a control character (which no stored
+/// value has, and PostgreSQL refuses as a NUL), is a 400 naming the parameter.
+pub fn parse(query: Option<&str>) -> Result<HashMap<String, String>, ApiError> {
     query
         .unwrap_or_default()
         .split('&')
         .filter(|pair| !pair.is_empty())
         .map(|pair| {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(key), decode(value))
+            let (key, value) = (decode(key), decode(value));
+            if !value.is_empty() {
+                shared::payload::bounds::name(&key, &value, MAX_VALUE_CHARS)
+                    .map_err(|e| ApiError::InvalidPayload(e.0))?;
+            }
+            Ok((key, value))
         })
         .collect()
 }
@@ -73,7 +84,8 @@ mod tests {
     fn decodes_pairs() {
         let p = parse(Some(
             "event=payment_confirmed&status=&q=a%20b+c&bad=%zz&flag",
-        ));
+        ))
+        .unwrap_or_default();
         assert_eq!(text(&p, "event"), Some("payment_confirmed"));
         assert_eq!(text(&p, "status"), None);
         assert_eq!(text(&p, "q"), Some("a b c"));
@@ -82,10 +94,25 @@ mod tests {
     }
 
     #[test]
+    fn refuses_controls_and_overlong_values_naming_the_parameter() {
+        let nul = parse(Some("event=a%00b")).map_err(|e| e.to_string());
+        assert_eq!(
+            nul,
+            Err("invalid payload: event must not contain control characters".to_owned())
+        );
+        let long = format!("status={}", "x".repeat(256));
+        assert!(parse(Some(&long)).is_err());
+    }
+
+    #[test]
     fn limits() {
-        assert_eq!(limit(&parse(None), 50, 1000).ok(), Some(50));
-        assert_eq!(limit(&parse(Some("limit=5000")), 50, 1000).ok(), Some(1000));
-        assert!(limit(&parse(Some("limit=0")), 50, 1000).is_err());
-        assert!(limit(&parse(Some("limit=x")), 50, 1000).is_err());
+        let params = |q| parse(Some(q)).unwrap_or_default();
+        assert_eq!(
+            limit(&parse(None).unwrap_or_default(), 50, 1000).ok(),
+            Some(50)
+        );
+        assert_eq!(limit(&params("limit=5000"), 50, 1000).ok(), Some(1000));
+        assert!(limit(&params("limit=0"), 50, 1000).is_err());
+        assert!(limit(&params("limit=x"), 50, 1000).is_err());
     }
 }

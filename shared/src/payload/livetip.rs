@@ -3,13 +3,12 @@
 //! Tolerant where LiveTip is known to vary (amount as number or string, unknown
 //! fields), strict on the fields the specification marks required.
 
-use std::str::FromStr;
-
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-use super::{PayloadError, json_object};
+use super::amount::{self, Sign};
+use super::{PayloadError, bounds, json_object};
 
 /// Currency assumed when the payment does not name one (spec: "padrão: BRL").
 pub const DEFAULT_CURRENCY: &str = "BRL";
@@ -72,18 +71,23 @@ pub struct LiveTipPayment {
     pub read: Option<bool>,
 }
 
-/// Parses and validates a LiveTip webhook body.
+/// Parses and validates a LiveTip webhook body: every field we store is checked
+/// against its bound in [`bounds`], so what passes here fits its column.
 pub fn parse(body: &[u8]) -> Result<LiveTipEvent, PayloadError> {
     let map = json_object(body)?;
-    let event = required_string(map.get("event"), "event")?;
+    let event = required_string(map.get("event"), "event", bounds::EVENT_NAME)?;
     let payment = match map.get("payment") {
         Some(Value::Object(p)) => p,
         Some(_) => return Err(PayloadError::new("payment must be an object")),
         None => return Err(PayloadError::new("payment is required")),
     };
-    let sender = required_string(payment.get("sender"), "payment.sender")?;
-    let payment_id = required_string(payment.get("paymentId"), "payment.paymentId")?;
-    let amount = amount(payment.get("amount"))?;
+    let sender = required_string(payment.get("sender"), "payment.sender", bounds::USER_NAME)?;
+    let payment_id = required_string(
+        payment.get("paymentId"),
+        "payment.paymentId",
+        bounds::LIVETIP_PAYMENT_ID,
+    )?;
+    let amount = amount::parse(payment.get("amount"), "payment.amount", Sign::NonNegative)?;
     let paid = match payment.get("paid") {
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(PayloadError::new("payment.paid must be a boolean")),
@@ -91,23 +95,35 @@ pub fn parse(body: &[u8]) -> Result<LiveTipEvent, PayloadError> {
     };
     let currency = match payment.get("currency") {
         None | Some(Value::Null) => DEFAULT_CURRENCY.to_owned(),
-        Some(Value::String(c)) if !c.trim().is_empty() => c.trim().to_ascii_uppercase(),
+        Some(Value::String(c)) => bounds::currency("payment.currency", c)?,
         Some(_) => {
             return Err(PayloadError::new(
-                "payment.currency must be a non-empty string",
+                "payment.currency must be a three-letter currency code such as BRL",
             ));
         }
     };
+    let receiver = optional_string(payment.get("receiver"), "payment.receiver")?;
+    if let Some(receiver) = &receiver {
+        bounds::name("payment.receiver", receiver, bounds::USER_NAME)?;
+    }
+    let content = optional_string(payment.get("content"), "payment.content")?;
+    if let Some(content) = &content {
+        bounds::free_text("payment.content", content, bounds::CONTENT)?;
+    }
+    // Whatever else the body carries is stored as log data: no NUL anywhere.
+    bounds::no_nul(&Value::Object(map.clone()))?;
     Ok(LiveTipEvent {
         event,
         payment: LiveTipPayment {
             sender,
-            receiver: optional_string(payment.get("receiver")),
-            content: optional_string(payment.get("content")),
+            receiver,
+            content,
             amount,
             currency,
-            timestamp: optional_string(payment.get("timestamp"))
-                .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            timestamp: payment
+                .get("timestamp")
+                .and_then(Value::as_str)
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
                 .map(|t| t.with_timezone(&Utc)),
             paid,
             payment_id,
@@ -116,40 +132,25 @@ pub fn parse(body: &[u8]) -> Result<LiveTipEvent, PayloadError> {
     })
 }
 
-fn required_string(value: Option<&Value>, field: &str) -> Result<String, PayloadError> {
+fn required_string(value: Option<&Value>, field: &str, max: usize) -> Result<String, PayloadError> {
     match value {
-        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.clone()),
-        Some(Value::String(_)) => Err(PayloadError::new(format!("{field} is empty"))),
+        Some(Value::String(s)) => {
+            bounds::name(field, s, max)?;
+            Ok(s.clone())
+        }
         Some(_) => Err(PayloadError::new(format!("{field} must be a string"))),
         None => Err(PayloadError::new(format!("{field} is required"))),
     }
 }
 
-fn optional_string(value: Option<&Value>) -> Option<String> {
-    value.and_then(Value::as_str).map(str::to_owned)
-}
-
-/// A JSON number or a numeric string, read exactly as a decimal.
-fn amount(value: Option<&Value>) -> Result<Decimal, PayloadError> {
-    let text = match value {
-        Some(Value::Number(n)) => n.to_string(),
-        Some(Value::String(s)) => s.trim().to_owned(),
-        Some(_) => {
-            return Err(PayloadError::new(
-                "payment.amount must be a number or a numeric string",
-            ));
-        }
-        None => return Err(PayloadError::new("payment.amount is required")),
-    };
-    let parsed = Decimal::from_str(&text)
-        .or_else(|_| Decimal::from_scientific(&text))
-        .map_err(|_| {
-            PayloadError::new("payment.amount must be a number or a numeric string in range")
-        })?;
-    if parsed.is_sign_negative() && !parsed.is_zero() {
-        return Err(PayloadError::new("payment.amount must not be negative"));
+/// A string field that may be absent or null; any other type is refused, so what we
+/// store is what was sent.
+fn optional_string(value: Option<&Value>, field: &str) -> Result<Option<String>, PayloadError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(PayloadError::new(format!("{field} must be a string"))),
     }
-    Ok(parsed.normalize())
 }
 
 #[cfg(test)]
@@ -194,7 +195,7 @@ mod tests {
             ),
             (
                 r#"{"event":"x","payment":{"sender":"s","amount":"abc","paymentId":"p","paid":true}}"#,
-                "payment.amount must be a number or a numeric string in range",
+                "payment.amount must be a plain decimal such as \"10.50\"",
             ),
             (
                 r#"{"event":"x","payment":{"sender":"s","amount":-1,"paymentId":"p","paid":true}}"#,

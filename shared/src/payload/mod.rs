@@ -1,6 +1,8 @@
 //! Parsing of provider payloads, shared so that the gateway's validation and the
 //! worker's handling can never disagree on what a field means.
 
+pub mod amount;
+pub mod bounds;
 pub mod livetip;
 pub mod pluggy;
 #[cfg(test)]

@@ -2,34 +2,64 @@
 //!
 //! Everything else is the worker's business; unknown events and fields are accepted.
 
-use super::{PayloadError, id_like, json_object};
+use super::{PayloadError, bounds, id_like, json_object};
 
 /// The routing-relevant part of a Pluggy webhook.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluggyHead {
     /// `item/updated`, `transactions/created`, ...
     pub event: String,
-    /// `eventId`, else the deprecated `id`; Pluggy keeps it across retries.
+    /// `eventId`; Pluggy keeps it across retries. Never the top-level `id`, which names
+    /// the entity the event is about (two events about one connector share it).
     pub event_id: Option<String>,
     /// `clientId`, present on newer deliveries.
     pub client_id: Option<String>,
 }
 
-/// Parses the head of a Pluggy payload: a JSON object with a string `event`.
+/// Id fields the worker stores, each with its bound.
+const STORED_IDS: &[(&str, usize)] = &[
+    ("eventId", bounds::PROVIDER_EVENT_ID),
+    ("clientId", bounds::PLUGGY_CLIENT_ID),
+    ("itemId", bounds::PLUGGY_ID),
+    ("accountId", bounds::PLUGGY_ID),
+];
+
+/// Parses the head of a Pluggy payload: a JSON object with a string `event`, and every
+/// field the worker stores within its bound (unknown fields are accepted as they are).
 pub fn parse_head(body: &[u8]) -> Result<PluggyHead, PayloadError> {
     let map = json_object(body)?;
     let event = match map.get("event") {
-        Some(serde_json::Value::String(e)) if !e.trim().is_empty() => e.clone(),
-        Some(serde_json::Value::String(_)) => return Err(PayloadError::new("event is empty")),
+        Some(serde_json::Value::String(e)) => {
+            bounds::name("event", e, bounds::PLUGGY_EVENT_NAME)?;
+            e.clone()
+        }
         Some(_) => return Err(PayloadError::new("event must be a string")),
         None => return Err(PayloadError::new("event is required")),
     };
-    let event_id = id_like(map.get("eventId")).or_else(|| id_like(map.get("id")));
-    let client_id = id_like(map.get("clientId"));
+    for (field, max) in STORED_IDS {
+        if let Some(id) = id_like(map.get(*field)) {
+            bounds::name(field, &id, *max)?;
+        }
+    }
+    if let Some(ids) = map.get("transactionIds") {
+        let ids = ids
+            .as_array()
+            .ok_or_else(|| PayloadError::new("transactionIds must be an array"))?;
+        for id in ids {
+            match id {
+                serde_json::Value::String(id) => {
+                    bounds::name("transactionIds[]", id, bounds::PLUGGY_ID)?;
+                }
+                _ => return Err(PayloadError::new("transactionIds[] must be strings")),
+            }
+        }
+    }
+    // The whole body is stored (inbox payload, log data, item errors as jsonb).
+    bounds::no_nul(&serde_json::Value::Object(map.clone()))?;
     Ok(PluggyHead {
         event,
-        event_id,
-        client_id,
+        event_id: id_like(map.get("eventId")),
+        client_id: id_like(map.get("clientId")),
     })
 }
 
@@ -49,8 +79,9 @@ mod tests {
                 client_id: Some("c".into())
             })
         );
-        let legacy = parse_head(br#"{"event":"x/y","id":"legacy"}"#).map(|h| h.event_id);
-        assert_eq!(legacy, Ok(Some("legacy".into())));
+        // `id` names the entity (a connector, an item), never the event.
+        let entity = parse_head(br#"{"event":"connector/status_updated","id":"c1"}"#);
+        assert_eq!(entity.map(|h| h.event_id), Ok(None));
     }
 
     #[test]
@@ -63,6 +94,9 @@ mod tests {
             br#"{"event":""}"#,
             b"{",
             b"\xff",
+            br#"{"event":"x/y","itemId":"i\u0000"}"#,
+            br#"{"event":"x/y","transactionIds":["t",3]}"#,
+            br#"{"event":"x/y","data":{"k":"\u0000"}}"#,
         ] {
             assert!(
                 parse_head(body).is_err(),

@@ -10,6 +10,7 @@ pub mod rejected;
 
 use sea_orm::{DatabaseConnection, DatabaseTransaction};
 use sha2::{Digest, Sha256};
+use shared::payload::bounds;
 use shared::payload::livetip::LiveTipEvent;
 use shared::payload::pluggy::parse_head;
 use shared::{Envelope, Provider};
@@ -36,16 +37,31 @@ pub enum Prepared {
     LiveTip(LiveTipEvent),
 }
 
-/// Identifies an event across copies: Pluggy keeps `eventId` (or the older `id`) across
-/// its retries; LiveTip has no event id, so identical bodies are one event.
+/// Identifies an event across copies: Pluggy keeps `eventId` across its retries (read
+/// from the body, whatever the publisher put in the envelope; never the top-level `id`,
+/// which names the entity); LiveTip has no event id, so identical bodies are one event.
 pub fn dedupe_key(envelope: &Envelope) -> String {
-    match envelope.provider {
-        Provider::Pluggy => match &envelope.provider_event_id {
-            Some(id) => format!("event:{id}"),
-            None => body_hash(&envelope.body),
-        },
-        Provider::LiveTip => body_hash(&envelope.body),
+    let event_id = match envelope.provider {
+        Provider::Pluggy => parse_head(&envelope.body).ok().and_then(|h| h.event_id),
+        Provider::LiveTip => None,
+    };
+    match event_id {
+        // An id too long for the key column (`eventId` may take its whole bound) is
+        // keyed by its hash: still one key per id.
+        Some(id) if id.len() + "event:".len() > bounds::DEDUPE_KEY => {
+            format!("event:{}", body_hash(id.as_bytes()))
+        }
+        Some(id) => format!("event:{id}"),
+        None => body_hash(&envelope.body),
     }
+}
+
+/// Whether handling the event calls a provider's API between claim and write (and so
+/// cannot be one transaction).
+pub fn calls_provider_api(envelope: &Envelope, pluggy_configured: bool) -> bool {
+    envelope.provider == Provider::Pluggy
+        && pluggy_configured
+        && pluggy::prepare::calls_api(&envelope.event)
 }
 
 fn body_hash(body: &[u8]) -> String {

@@ -2,6 +2,7 @@
 
 pub mod bank_account;
 pub mod bank_transaction;
+pub mod livetip_binding;
 pub mod payment;
 pub mod pluggy_item;
 pub mod webhook_event;

@@ -2,9 +2,10 @@
 
 use sea_orm::entity::prelude::*;
 
-/// Payment status. Only forward: `pending` to a terminal state, and `completed` (money
-/// received) overrides `failed`/`cancelled`, so the outcome does not depend on the
-/// order in which LiveTip's events arrive.
+/// Payment status. Only forward: `pending` to a terminal state; `underpaid` (money came,
+/// but less than expected or in another currency) overrides `failed`/`cancelled`, and
+/// `completed` (paid in full) overrides everything, so the outcome does not depend on
+/// the order in which LiveTip's events arrive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PaymentStatus {
     /// Expected, not settled.
@@ -15,15 +16,19 @@ pub enum PaymentStatus {
     Failed,
     /// Cancelled by the payer.
     Cancelled,
+    /// A LiveTip payment arrived for it, short of the amount or in another currency;
+    /// still open to a payment in full.
+    Underpaid,
 }
 
 impl PaymentStatus {
     /// Every status.
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::Pending,
         Self::Completed,
         Self::Failed,
         Self::Cancelled,
+        Self::Underpaid,
     ];
 
     /// Stored value.
@@ -33,6 +38,7 @@ impl PaymentStatus {
             Self::Completed => "completed",
             Self::Failed => "failed",
             Self::Cancelled => "cancelled",
+            Self::Underpaid => "underpaid",
         }
     }
 
@@ -46,7 +52,8 @@ impl PaymentStatus {
         match self {
             Self::Pending => 0,
             Self::Failed | Self::Cancelled => 1,
-            Self::Completed => 2,
+            Self::Underpaid => 2,
+            Self::Completed => 3,
         }
     }
 
@@ -67,7 +74,7 @@ pub enum MatchedBy {
     LivetipId,
     /// Our id appeared in the payer's message.
     ExternalId,
-    /// Same payer and amount (within 0.01), oldest pending first.
+    /// Same payer and amount (less than 0.01 apart), oldest open payment first.
     AmountUser,
     /// No payment matched; a confirmed payment created it.
     Created,
@@ -112,6 +119,10 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     /// When it was completed (UTC).
     pub paid_at: Option<DateTimeUtc>,
+    /// What the LiveTip payment that settled (or underpaid) it carried, exact text.
+    pub received_amount: Option<String>,
+    /// Its currency.
+    pub received_currency: Option<String>,
 }
 
 /// No relations.

@@ -8,6 +8,7 @@ mod m20261123_000003_create_payments;
 mod m20261123_000004_create_pluggy_items;
 mod m20261123_000005_create_bank_accounts;
 mod m20261123_000006_create_bank_transactions;
+mod m20261129_000007_payment_settlement;
 
 /// Every migration, in order.
 #[derive(Debug)]
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000004_create_pluggy_items::Migration),
             Box::new(m20261123_000005_create_bank_accounts::Migration),
             Box::new(m20261123_000006_create_bank_transactions::Migration),
+            Box::new(m20261129_000007_payment_settlement::Migration),
         ]
     }
 }

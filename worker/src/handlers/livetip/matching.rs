@@ -1,62 +1,78 @@
-//! Finding the payment a LiveTip event is about, in the specification's order.
+//! Finding the payment a LiveTip event is about, in the specification's order, safely
+//! under concurrency.
+//!
+//! Reading candidates and taking one are two steps: between them a concurrent event
+//! (in this process or another replica) may take the same payment. So a candidate is
+//! only a match once [`take`] has bound it with a guarded update that re-checks, under
+//! the row lock, what made it a candidate; a candidate taken meanwhile is skipped and
+//! the next one tried. PostgreSQL re-evaluates the guard after the concurrent
+//! transaction commits; SQLite runs one writer at a time.
 
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
+use chrono::Utc;
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+};
+use shared::db::entities::livetip_binding::{self, Entity as Bindings};
 use shared::db::entities::payment::{self, Column, Entity as Payments, MatchedBy, PaymentStatus};
 use shared::money::{self, Decimal};
 use shared::payload::livetip::LiveTipPayment;
 use shared::payment_id;
 
-/// The fallback's tolerance on amounts (spec: `< 0.01` apart, we accept `<= 0.01`).
+use crate::error::WorkerError;
+
+/// The fallback's window: the specification's `Math.abs(stored - amount) < 0.01`.
 fn tolerance() -> Decimal {
     Decimal::new(1, 2)
 }
 
-/// A found payment and how.
+/// A payment the event may be about, and how it was found.
 #[derive(Debug, Clone)]
-pub struct Found {
+pub struct Candidate {
     /// The payment as read.
     pub payment: payment::Model,
     /// Which method found it.
     pub matched_by: MatchedBy,
-    /// Pending payments the fallback had to choose among (1 when unambiguous).
+    /// Open payments the fallback chose among (1 for the other methods).
     pub candidates: usize,
 }
 
-/// Tries, in order: LiveTip's id already bound to a payment; one of our ids in the
-/// payer's message; same payer and amount among pending payments, oldest first.
-pub async fn find<C: ConnectionTrait>(
+/// Method 1: the payment this LiveTip payment is already bound to.
+pub async fn bound<C: ConnectionTrait>(
     db: &C,
-    incoming: &LiveTipPayment,
-) -> Result<Option<Found>, DbErr> {
-    if let Some(payment) = Payments::find()
-        .filter(Column::LivetipPaymentId.eq(incoming.payment_id.as_str()))
+    livetip_id: &str,
+) -> Result<Option<Candidate>, DbErr> {
+    let Some(binding) = Bindings::find_by_id(livetip_id.to_owned()).one(db).await? else {
+        return Ok(None);
+    };
+    Ok(Payments::find_by_id(binding.payment_id)
         .one(db)
         .await?
-    {
-        return Ok(Some(Found {
+        .map(|payment| Candidate {
             payment,
             matched_by: MatchedBy::LivetipId,
             candidates: 1,
-        }));
-    }
+        }))
+}
+
+/// Methods 2 and 3, in order: our ids in the payer's message, then same payer,
+/// currency and amount among unbound pending payments, oldest first.
+pub async fn candidates<C: ConnectionTrait>(
+    db: &C,
+    incoming: &LiveTipPayment,
+) -> Result<Vec<Candidate>, DbErr> {
+    let mut found = Vec::new();
     if let Some(content) = &incoming.content {
         for id in payment_id::find_all(content) {
-            let Some(payment) = Payments::find_by_id(id).one(db).await? else {
-                continue;
-            };
-            // Bound to another LiveTip payment already: this message merely quotes it.
-            if payment
-                .livetip_payment_id
-                .as_deref()
-                .is_some_and(|bound| bound != incoming.payment_id)
+            if let Some(payment) = Payments::find_by_id(id).one(db).await?
+                && open_to(&payment, &incoming.payment_id)
             {
-                continue;
+                found.push(Candidate {
+                    payment,
+                    matched_by: MatchedBy::ExternalId,
+                    candidates: 1,
+                });
             }
-            return Ok(Some(Found {
-                payment,
-                matched_by: MatchedBy::ExternalId,
-                candidates: 1,
-            }));
         }
     }
     let pending = Payments::find()
@@ -68,28 +84,103 @@ pub async fn find<C: ConnectionTrait>(
         .order_by_asc(Column::Id)
         .all(db)
         .await?;
-    let mut close: Vec<payment::Model> = pending
+    let close: Vec<payment::Model> = pending
         .into_iter()
         .filter(|p| {
             money::from_text(&p.amount)
-                .is_some_and(|amount| (amount - incoming.amount).abs() <= tolerance())
+                .is_some_and(|amount| (amount - incoming.amount).abs() < tolerance())
         })
         .collect();
-    let candidates = close.len();
-    if candidates == 0 {
-        return Ok(None);
-    }
-    let payment = close.remove(0);
-    if candidates > 1 {
-        tracing::info!(
-            chosen = %payment.id,
-            candidates,
-            "several pending payments match by amount and payer; the oldest wins"
-        );
-    }
-    Ok(Some(Found {
+    let count = close.len();
+    found.extend(close.into_iter().map(|payment| Candidate {
         payment,
         matched_by: MatchedBy::AmountUser,
-        candidates,
-    }))
+        candidates: count,
+    }));
+    Ok(found)
+}
+
+/// Whether a payment named in the message may take this LiveTip payment: unbound,
+/// already bound to it, or underpaid (waiting for a payment in full). One bound to
+/// another LiveTip payment is merely quoted.
+fn open_to(payment: &payment::Model, livetip_id: &str) -> bool {
+    match payment.livetip_payment_id.as_deref() {
+        None => true,
+        Some(bound) => bound == livetip_id || payment.status == PaymentStatus::Underpaid.as_str(),
+    }
+}
+
+/// Binds the LiveTip payment to `candidate` if it is still what made it a candidate.
+/// `false`: a concurrent event took it first; try the next candidate.
+pub async fn take<C: ConnectionTrait>(
+    db: &C,
+    candidate: &Candidate,
+    incoming: &LiveTipPayment,
+) -> Result<bool, WorkerError> {
+    let livetip_id = incoming.payment_id.as_str();
+    let mut update = Payments::update_many()
+        .col_expr(Column::LivetipPaymentId, Expr::value(livetip_id))
+        .col_expr(
+            Column::MatchedBy,
+            Expr::value(candidate.matched_by.as_str()),
+        )
+        .col_expr(Column::Content, Expr::value(incoming.content.clone()))
+        .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(Column::Id.eq(candidate.payment.id.as_str()));
+    update = match candidate.matched_by {
+        MatchedBy::AmountUser => update
+            .filter(Column::Status.eq(PaymentStatus::Pending.as_str()))
+            .filter(
+                Column::LivetipPaymentId
+                    .is_null()
+                    .or(Column::LivetipPaymentId.eq(livetip_id)),
+            ),
+        _ => update.filter(
+            Column::LivetipPaymentId
+                .is_null()
+                .or(Column::LivetipPaymentId.eq(livetip_id))
+                .or(Column::Status.eq(PaymentStatus::Underpaid.as_str())),
+        ),
+    };
+    if update.exec(db).await?.rows_affected != 1 {
+        return Ok(false);
+    }
+    bind(db, livetip_id, &candidate.payment.id).await?;
+    Ok(true)
+}
+
+/// Records that `livetip_id` is about `payment`. A LiveTip payment is bound once: if a
+/// concurrent event bound it to another payment first, this attempt is contended and
+/// starts over (and then finds that binding by method 1).
+pub async fn bind<C: ConnectionTrait>(
+    db: &C,
+    livetip_id: &str,
+    payment: &str,
+) -> Result<(), WorkerError> {
+    let row = livetip_binding::ActiveModel {
+        livetip_payment_id: Set(livetip_id.to_owned()),
+        payment_id: Set(payment.to_owned()),
+        created_at: Set(Utc::now()),
+    };
+    let inserted = Bindings::insert(row)
+        .on_conflict(
+            OnConflict::column(livetip_binding::Column::LivetipPaymentId)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await;
+    match inserted {
+        Ok(n) if n > 0 => return Ok(()),
+        Ok(_) | Err(DbErr::RecordNotInserted) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let existing = Bindings::find_by_id(livetip_id.to_owned()).one(db).await?;
+    if existing.is_some_and(|b| b.payment_id == payment) {
+        Ok(())
+    } else {
+        Err(WorkerError::Contended(
+            "the LiveTip payment was bound to another payment meanwhile",
+        ))
+    }
 }

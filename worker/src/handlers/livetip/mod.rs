@@ -5,6 +5,7 @@
 //! state as an in-order delivery would.
 
 pub mod matching;
+pub mod settlement;
 
 use chrono::Utc;
 use sea_orm::sea_query::Expr;
@@ -13,7 +14,7 @@ use serde_json::json;
 use shared::Envelope;
 use shared::db::entities::payment::{self, Column, Entity as Payments, MatchedBy, PaymentStatus};
 use shared::money;
-use shared::payload::livetip::{LiveTipEvent, LiveTipEventKind};
+use shared::payload::livetip::{LiveTipEvent, LiveTipEventKind, LiveTipPayment};
 use shared::payment_id;
 use uuid::Uuid;
 
@@ -86,7 +87,7 @@ async fn handle(
 ) -> Result<Applied, WorkerError> {
     let incoming = &event.payment;
     let kind_log = log_type(kind);
-    let Some(found) = matching::find(log.txn, incoming).await? else {
+    let Some(found) = find(log.txn, incoming).await? else {
         if target(kind, incoming.paid) == Some(PaymentStatus::Completed) {
             let created = create(log.txn, event).await?;
             log.write(
@@ -110,14 +111,6 @@ async fn handle(
     };
     let payment = found.payment;
     let matched_by = found.matched_by;
-    bind(
-        log.txn,
-        &payment.id,
-        &incoming.payment_id,
-        matched_by,
-        incoming.content.as_deref(),
-    )
-    .await?;
     let previous = payment.status.clone();
     let base = json!({
         "paymentId": incoming.payment_id,
@@ -126,7 +119,7 @@ async fn handle(
         "candidates": found.candidates,
         "from": previous,
     });
-    let Some(to) = target(kind, incoming.paid) else {
+    let Some(mut to) = target(kind, incoming.paid) else {
         log.write(
             kind_log,
             "ignored",
@@ -149,37 +142,92 @@ async fn handle(
             Applied::Ignored
         });
     }
-    if advance(log.txn, &payment.id, to).await? {
-        log.write(
-            kind_log,
-            "success",
-            Some(with(base, json!({"to": to.as_str()}))),
-        )
-        .await?;
+    let mut mismatch = None;
+    if to == PaymentStatus::Completed {
+        mismatch = settlement::check(&payment, incoming);
+        if let Some(reason) = mismatch {
+            to = PaymentStatus::Underpaid;
+            metrics::counter!("hookwire_worker_payment_mismatches_total", "reason" => reason.as_str())
+                .increment(1);
+            tracing::warn!(
+                payment = %payment.id,
+                livetip_payment = %incoming.payment_id,
+                expected = %format!("{} {}", payment.amount, payment.currency),
+                received = %format!("{} {}", money::to_text(incoming.amount), incoming.currency),
+                reason = reason.as_str(),
+                "LiveTip payment does not settle the payment"
+            );
+        }
+    }
+    let received =
+        matches!(to, PaymentStatus::Completed | PaymentStatus::Underpaid).then_some(incoming);
+    let moved = advance(log.txn, &payment.id, to, received).await?;
+    let mut extra = json!({"to": to.as_str()});
+    if let Some(reason) = mismatch {
+        extra = json!({
+            "to": to.as_str(),
+            "reason": reason.as_str(),
+            "expected": {"amount": payment.amount, "currency": payment.currency},
+            "received": {"amount": money::to_text(incoming.amount), "currency": incoming.currency},
+        });
+    }
+    if moved {
+        let status = if mismatch.is_some() {
+            "error"
+        } else {
+            "success"
+        };
+        log.write(kind_log, status, Some(with(base, extra))).await?;
         Ok(Applied::Processed)
     } else {
         let current = Payments::find_by_id(payment.id.clone())
             .one(log.txn)
             .await?
             .map_or(previous, |p| p.status);
-        log.write(
-            kind_log,
-            "ignored",
-            Some(with(
-                base,
-                json!({"to": current, "reason": "status only moves forward"}),
-            )),
-        )
-        .await?;
+        let mut extra = extra;
+        if let Some(object) = extra.as_object_mut() {
+            object.insert("to".into(), json!(current));
+            object
+                .entry("reason")
+                .or_insert(json!("status only moves forward"));
+        }
+        log.write(kind_log, "ignored", Some(with(base, extra)))
+            .await?;
         Ok(Applied::Ignored)
     }
 }
 
-/// Moves the status to `to` if, and only if, the current one ranks lower.
+/// The specification's matching order; a candidate taken by a concurrent event is
+/// skipped for the next one.
+async fn find(
+    txn: &DatabaseTransaction,
+    incoming: &LiveTipPayment,
+) -> Result<Option<matching::Candidate>, WorkerError> {
+    if let Some(found) = matching::bound(txn, &incoming.payment_id).await? {
+        return Ok(Some(found));
+    }
+    for candidate in matching::candidates(txn, incoming).await? {
+        if matching::take(txn, &candidate, incoming).await? {
+            if candidate.candidates > 1 {
+                tracing::info!(
+                    chosen = %candidate.payment.id,
+                    candidates = candidate.candidates,
+                    "several pending payments match by amount and payer; the oldest free one wins"
+                );
+            }
+            return Ok(Some(candidate));
+        }
+    }
+    Ok(None)
+}
+
+/// Moves the status to `to` if, and only if, the current one ranks lower; records
+/// what was received when money arrived.
 async fn advance(
     txn: &DatabaseTransaction,
     id: &str,
     to: PaymentStatus,
+    received: Option<&LiveTipPayment>,
 ) -> Result<bool, WorkerError> {
     let now = Utc::now();
     let mut update = Payments::update_many()
@@ -190,27 +238,18 @@ async fn advance(
     if to == PaymentStatus::Completed {
         update = update.col_expr(Column::PaidAt, Expr::value(now));
     }
+    if let Some(received) = received {
+        update = update
+            .col_expr(
+                Column::ReceivedAmount,
+                Expr::value(money::to_text(received.amount)),
+            )
+            .col_expr(
+                Column::ReceivedCurrency,
+                Expr::value(received.currency.clone()),
+            );
+    }
     Ok(update.exec(txn).await?.rows_affected == 1)
-}
-
-/// Binds LiveTip's id (and how it was found) to the payment, first binding wins.
-async fn bind(
-    txn: &DatabaseTransaction,
-    id: &str,
-    livetip_id: &str,
-    matched_by: MatchedBy,
-    content: Option<&str>,
-) -> Result<(), WorkerError> {
-    Payments::update_many()
-        .col_expr(Column::LivetipPaymentId, Expr::value(livetip_id))
-        .col_expr(Column::MatchedBy, Expr::value(matched_by.as_str()))
-        .col_expr(Column::Content, Expr::value(content.map(str::to_owned)))
-        .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
-        .filter(Column::Id.eq(id))
-        .filter(Column::LivetipPaymentId.is_null())
-        .exec(txn)
-        .await?;
-    Ok(())
 }
 
 /// A completed payment for a confirmation nobody expected.
@@ -219,10 +258,13 @@ async fn create(
     event: &LiveTipEvent,
 ) -> Result<payment::Model, WorkerError> {
     let now = Utc::now();
+    let id = payment_id::generate();
+    matching::bind(txn, &event.payment.payment_id, &id).await?;
+    let amount = money::to_text(event.payment.amount);
     let row = payment::ActiveModel {
-        id: Set(payment_id::generate()),
+        id: Set(id),
         user_name: Set(event.payment.sender.clone()),
-        amount: Set(money::to_text(event.payment.amount)),
+        amount: Set(amount.clone()),
         currency: Set(event.payment.currency.clone()),
         status: Set(PaymentStatus::Completed.as_str().to_owned()),
         livetip_payment_id: Set(Some(event.payment.payment_id.clone())),
@@ -231,6 +273,8 @@ async fn create(
         created_at: Set(now),
         updated_at: Set(now),
         paid_at: Set(Some(event.payment.timestamp.unwrap_or(now))),
+        received_amount: Set(Some(amount)),
+        received_currency: Set(Some(event.payment.currency.clone())),
     };
     Ok(Payments::insert(row).exec_with_returning(txn).await?)
 }

@@ -44,6 +44,22 @@ pub enum Plan {
     Skip { reason: String },
 }
 
+/// Events whose plan needs Pluggy's API (when it is configured); the others are
+/// recorded from the payload alone.
+const API_EVENTS: &[&str] = &[
+    "item/created",
+    "item/updated",
+    "transactions/created",
+    "transactions/updated",
+    "account/created",
+    "account/updated",
+];
+
+/// Whether `event` calls Pluggy's API in [`prepare`].
+pub fn calls_api(event: &str) -> bool {
+    API_EVENTS.contains(&event)
+}
+
 fn field<'a>(payload: &'a Value, name: &str) -> Option<&'a str> {
     payload
         .get(name)

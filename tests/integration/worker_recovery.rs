@@ -1,0 +1,315 @@
+//! A dead worker's events are applied by the next one at once (or, for Pluggy syncs,
+//! once its lease runs out); a live worker keeps its lease; one queue's slow work
+//! never starves another's.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use hookwire_tests::database::TestDatabase;
+use hookwire_tests::eventually;
+use hookwire_tests::fake_pluggy::{FakePluggy, seed};
+use hookwire_tests::gateway::{LIVETIP_TOKEN, PLUGGY_NEW, TestGateway, spawn_gateway};
+use hookwire_tests::http_client::{get, post};
+use hookwire_tests::process::free_port;
+use hookwire_tests::worker::{WorkerProcess, event_rows, spawn_worker, wait_finished};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    Statement, TransactionTrait,
+};
+use serde_json::{Value, json};
+use shared::db::entities::payment::Entity as Payments;
+use shared::db::entities::webhook_event::{Column, Entity as WebhookEvents};
+
+async fn livetip(gw: &TestGateway, id: &str) {
+    let body = json!({"event": "payment_confirmed", "payment": {"sender": "fan_42", "amount": 5, "paymentId": id, "paid": true}});
+    let headers = [
+        ("content-type", "application/json"),
+        ("x-livetip-webhook-secret-token", LIVETIP_TOKEN),
+    ];
+    let response = post(gw.addr, "/webhook", &headers, body.to_string()).await;
+    assert_eq!(response.status, 200);
+}
+
+async fn pluggy(gw: &TestGateway, body: Value) {
+    let headers = [
+        ("content-type", "application/json"),
+        ("x-pluggy-webhook-secret", PLUGGY_NEW),
+    ];
+    let response = post(
+        gw.addr,
+        "/api/banking/pluggy/webhook/",
+        &headers,
+        body.to_string(),
+    )
+    .await;
+    assert_eq!(response.status, 200, "{:?}", response.body);
+}
+
+/// Backends of this database waiting on a lock.
+async fn lock_waiters(conn: &DatabaseConnection) -> i64 {
+    let sql = "SELECT count(*)::bigint AS n FROM pg_stat_activity \
+               WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    let row = conn
+        .query_one_raw(Statement::from_string(conn.get_database_backend(), sql))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get::<i64>("", "n").unwrap()
+}
+
+/// A process's counter as its `/metrics` shows it (absent = 0).
+async fn counter(metrics_port: u16, name: &str) -> u64 {
+    let addr = format!("127.0.0.1:{metrics_port}").parse().unwrap();
+    let body = String::from_utf8_lossy(&get(addr, "/metrics").await.body).into_owned();
+    body.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+async fn wait_metrics(metrics_port: u16) {
+    let addr = format!("127.0.0.1:{metrics_port}").parse().unwrap();
+    hookwire_tests::http_client::wait_ready("worker metrics", addr).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_workers_in_flight_events_are_applied_at_their_first_redelivery() {
+    let db = TestDatabase::postgres().await;
+    let gw = spawn_gateway().await;
+    let conn = db.connect().await;
+    shared::db::migrate(&conn).await.unwrap();
+    // Default lease and inline budget, as in production.
+    let defaults = ["--worker-lease", "30s", "--worker-inline-retry", "30s"];
+
+    // Hold every LiveTip transaction of the first worker mid-way: its log inserts wait
+    // on this lock, after its inbox rows are written (uncommitted).
+    let holder = conn.begin().await.unwrap();
+    holder
+        .execute_unprepared("LOCK TABLE webhook_logs IN SHARE MODE")
+        .await
+        .unwrap();
+    let mut first = WorkerProcess::spawn(&db.url, &gw.topology, &defaults);
+    for i in 0..20 {
+        livetip(&gw, &format!("lt-{i}")).await;
+    }
+    eventually(
+        "all eight LiveTip slots of the first worker are mid-transaction",
+        Duration::from_secs(30),
+        || async { (lock_waiters(&conn).await == 8).then_some(()) },
+    )
+    .await;
+    first.signal("KILL");
+    assert!(!first.wait_exit(Duration::from_secs(10)).await.success());
+    holder.rollback().await.unwrap();
+
+    let port = free_port();
+    let _second = WorkerProcess::spawn_with(
+        &db.url,
+        &gw.topology,
+        &defaults,
+        &format!("127.0.0.1:{port}"),
+        &[],
+    );
+    wait_finished(&conn, 20, Duration::from_secs(60)).await;
+    let rows = event_rows(&conn).await;
+    assert_eq!(rows.len(), 20);
+    for row in &rows {
+        assert_eq!(
+            (row.status.as_str(), row.attempts, row.last_error.as_deref()),
+            ("processed", 1, None),
+            "applied at the first attempt after the kill: {row:?}"
+        );
+    }
+    let owners: BTreeSet<_> = rows.iter().filter_map(|r| r.processed_by.clone()).collect();
+    assert_eq!(
+        owners.len(),
+        1,
+        "the dead worker committed nothing: {owners:?}"
+    );
+    assert_eq!(Payments::find().count(&conn).await.unwrap(), 20);
+    wait_metrics(port).await;
+    assert_eq!(
+        counter(port, "hookwire_worker_messages_retried_total").await,
+        0,
+        "no retry step was used"
+    );
+}
+
+fn pluggy_flags(fake: &FakePluggy, lease: &str) -> Vec<String> {
+    [
+        "--pluggy-client-id",
+        "fake-client",
+        "--pluggy-client-secret",
+        "fake-secret",
+        "--pluggy-api-url",
+        &fake.url(),
+        "--worker-lease",
+        lease,
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_workers_pluggy_sync_is_taken_over_when_its_lease_ends() {
+    let db = TestDatabase::postgres().await;
+    let gw = spawn_gateway().await;
+    let conn = db.connect().await;
+    shared::db::migrate(&conn).await.unwrap();
+    let fake = FakePluggy::start().await;
+    seed(
+        &mut fake.state.lock().unwrap(),
+        "item-k",
+        "UPDATED",
+        "SUCCESS",
+    );
+    fake.slow_down("/items/", Duration::from_secs(30));
+    let flags = pluggy_flags(&fake, "2s");
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+
+    let mut first = WorkerProcess::spawn(&db.url, &gw.topology, &flags);
+    pluggy(
+        &gw,
+        json!({"event": "item/updated", "eventId": "ev-k", "itemId": "item-k"}),
+    )
+    .await;
+    eventually(
+        "the first worker calls Pluggy",
+        Duration::from_secs(30),
+        || async { (fake.calls_to("/items/") == 1).then_some(()) },
+    )
+    .await;
+    first.signal("KILL");
+    assert!(!first.wait_exit(Duration::from_secs(10)).await.success());
+    fake.state.lock().unwrap().slow = None;
+
+    let port = free_port();
+    let _second = WorkerProcess::spawn_with(
+        &db.url,
+        &gw.topology,
+        &flags,
+        &format!("127.0.0.1:{port}"),
+        &[],
+    );
+    wait_finished(&conn, 1, Duration::from_secs(30)).await;
+    let rows = event_rows(&conn).await;
+    assert_eq!(
+        (rows[0].status.as_str(), rows[0].attempts),
+        ("processed", 2),
+        "taken over from the dead worker's claim: {:?}",
+        rows[0]
+    );
+    wait_metrics(port).await;
+    assert_eq!(
+        counter(port, "hookwire_worker_messages_retried_total").await,
+        0,
+        "the lease was waited out in process, not through a retry step"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_worker_renews_its_lease_while_pluggy_is_slow() {
+    let db = TestDatabase::postgres().await;
+    let gw = spawn_gateway().await;
+    let conn = db.connect().await;
+    shared::db::migrate(&conn).await.unwrap();
+    let fake = FakePluggy::start().await;
+    seed(
+        &mut fake.state.lock().unwrap(),
+        "item-r",
+        "UPDATED",
+        "SUCCESS",
+    );
+    // Three leases long: without renewal a second copy would take the event over.
+    fake.slow_down("/items/", Duration::from_secs(3));
+    let flags = pluggy_flags(&fake, "1s");
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let _a = WorkerProcess::spawn(&db.url, &gw.topology, &flags);
+    let _b = WorkerProcess::spawn(&db.url, &gw.topology, &flags);
+    // Pluggy's retry of one event: same eventId, another body.
+    pluggy(
+        &gw,
+        json!({"event": "item/updated", "eventId": "ev-r", "itemId": "item-r"}),
+    )
+    .await;
+    pluggy(&gw, json!({"event": "item/updated", "eventId": "ev-r", "itemId": "item-r", "triggeredBy": "SYNC"})).await;
+    eventually(
+        "the copy is counted as a duplicate",
+        Duration::from_secs(60),
+        || async {
+            WebhookEvents::find()
+                .filter(Column::Duplicates.eq(1))
+                .one(&conn)
+                .await
+                .ok()
+                .flatten()
+        },
+    )
+    .await;
+    let rows = event_rows(&conn).await;
+    assert_eq!(
+        (rows.len(), rows[0].status.as_str(), rows[0].attempts),
+        (1, "processed", 1)
+    );
+    assert_eq!(fake.calls_to("/items/"), 1, "Pluggy was asked once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn livetip_events_are_applied_while_every_pluggy_slot_waits_on_pluggy() {
+    let db = TestDatabase::postgres().await;
+    let gw = spawn_gateway().await;
+    let conn = db.connect().await;
+    let fake = FakePluggy::start().await;
+    for i in 0..12 {
+        seed(
+            &mut fake.state.lock().unwrap(),
+            &format!("item-{i}"),
+            "UPDATED",
+            "SUCCESS",
+        );
+    }
+    fake.slow_down("/items/", Duration::from_secs(8));
+    let flags = pluggy_flags(&fake, "30s");
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let worker = spawn_worker(&db.url, &gw.topology, &flags).await;
+    worker.wait_consuming().await;
+    // More slow Pluggy events than the process has slots in all.
+    for i in 0..12 {
+        pluggy(&gw, json!({"event": "item/updated", "eventId": format!("ev-{i}"), "itemId": format!("item-{i}")})).await;
+    }
+    eventually(
+        "every Pluggy slot waits on Pluggy",
+        Duration::from_secs(20),
+        || async { (fake.calls_to("/items/") == 4).then_some(()) },
+    )
+    .await;
+    for i in 0..10 {
+        livetip(&gw, &format!("lt-{i}")).await;
+    }
+    let livetip_done = || async {
+        WebhookEvents::find()
+            .filter(Column::Provider.eq("livetip"))
+            .filter(Column::Status.eq("processed"))
+            .count(&conn)
+            .await
+            .unwrap_or(0)
+    };
+    eventually(
+        "the LiveTip events are applied",
+        Duration::from_secs(30),
+        || async { (livetip_done().await == 10).then_some(()) },
+    )
+    .await;
+    let pluggy_done = WebhookEvents::find()
+        .filter(Column::Provider.eq("pluggy"))
+        .filter(Column::Status.eq("processed"))
+        .count(&conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        (pluggy_done, fake.calls_to("/items/")),
+        (0, 4),
+        "LiveTip went through while the four Pluggy slots were still waiting"
+    );
+}
