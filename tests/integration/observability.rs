@@ -5,12 +5,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use hookwire_tests::database::TestDatabase;
-use hookwire_tests::eventually;
 use hookwire_tests::gateway::{LIVETIP_TOKEN, PLUGGY_NEW, PLUGGY_OLD};
 use hookwire_tests::http_client::{get, post, wait_ready};
 use hookwire_tests::otlp::{ExportedSpan, Receiver};
 use hookwire_tests::process::{GatewayProcess, free_port};
 use hookwire_tests::worker::{WorkerProcess, wait_finished};
+use hookwire_tests::{eventually, metric_value as value};
 use sea_orm::EntityTrait;
 
 const PROVIDER_TRACEPARENT: &str = "00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-bbbbbbbbbbbbbbbb-01";
@@ -222,13 +222,6 @@ async fn scrape(addr: SocketAddr, path: &str) -> String {
 }
 
 /// The value of the series whose name and labels all appear in the line.
-fn value(text: &str, name: &str, labels: &[&str]) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(name) && labels.iter().all(|label| l.contains(label)))
-        .filter(|l| l[name.len()..].starts_with([' ', '{']))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_exactly_what_happened() {

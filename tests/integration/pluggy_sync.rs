@@ -391,3 +391,39 @@ async fn account_events_records_and_the_page_based_fallback() {
     let api_calls = s.calls.iter().filter(|c| !c.ends_with(" /auth")).count();
     assert_eq!(s.auth_calls, api_calls);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_events_about_one_entity_without_event_ids_are_two_events() {
+    let db = TestDatabase::postgres().await;
+    let gw = spawn_gateway().await;
+    let worker = spawn_worker(&db.url, &gw.topology, &[]).await;
+    worker.wait_consuming().await;
+    // `id` names the connector, not the event: it went OFFLINE, then came back.
+    for status in ["OFFLINE", "ONLINE"] {
+        send(
+            &gw,
+            serde_json::json!({"event": "connector/status_updated", "id": "connector-201", "data": {"status": status}}),
+        )
+        .await;
+    }
+    let conn = db.connect().await;
+    wait_finished(&conn, 2, Duration::from_secs(20)).await;
+    let rows = hookwire_tests::worker::event_rows(&conn).await;
+    assert_eq!(rows.len(), 2, "two inbox rows");
+    assert!(
+        rows.iter()
+            .all(|r| r.dedupe_key.starts_with("sha256:") && r.status == "processed")
+    );
+    let effects = Logs::find()
+        .filter(shared::db::entities::webhook_log::Column::Status.eq("processed"))
+        .all(&conn)
+        .await
+        .unwrap();
+    let statuses: Vec<String> = effects
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.data.as_deref()?).ok())
+        .map(|d| d["data"]["status"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(statuses.len(), 2, "two effects: {statuses:?}");
+    assert!(statuses.contains(&"OFFLINE".to_owned()) && statuses.contains(&"ONLINE".to_owned()));
+}

@@ -8,10 +8,11 @@ use std::time::Duration;
 use hookwire_tests::database::TestDatabase;
 use hookwire_tests::eventually;
 use hookwire_tests::fake_pluggy::{FakePluggy, seed};
-use hookwire_tests::gateway::{LIVETIP_TOKEN, PLUGGY_NEW, TestGateway, spawn_gateway};
-use hookwire_tests::http_client::{get, post};
+use hookwire_tests::gateway::{TestGateway, post_pluggy, spawn_gateway};
+use hookwire_tests::livetip::livetip_event;
 use hookwire_tests::process::free_port;
 use hookwire_tests::worker::{WorkerProcess, event_rows, spawn_worker, wait_finished};
+use hookwire_tests::{metric_value, scrape};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
     Statement, TransactionTrait,
@@ -21,27 +22,12 @@ use shared::db::entities::payment::Entity as Payments;
 use shared::db::entities::webhook_event::{Column, Entity as WebhookEvents};
 
 async fn livetip(gw: &TestGateway, id: &str) {
-    let body = json!({"event": "payment_confirmed", "payment": {"sender": "fan_42", "amount": 5, "paymentId": id, "paid": true}});
-    let headers = [
-        ("content-type", "application/json"),
-        ("x-livetip-webhook-secret-token", LIVETIP_TOKEN),
-    ];
-    let response = post(gw.addr, "/webhook", &headers, body.to_string()).await;
-    assert_eq!(response.status, 200);
+    let payment = json!({"sender": "fan_42", "amount": 5, "paymentId": id, "paid": true});
+    livetip_event(gw.addr, "payment_confirmed", payment).await;
 }
 
 async fn pluggy(gw: &TestGateway, body: Value) {
-    let headers = [
-        ("content-type", "application/json"),
-        ("x-pluggy-webhook-secret", PLUGGY_NEW),
-    ];
-    let response = post(
-        gw.addr,
-        "/api/banking/pluggy/webhook/",
-        &headers,
-        body.to_string(),
-    )
-    .await;
+    let response = post_pluggy(gw.addr, &body).await;
     assert_eq!(response.status, 200, "{:?}", response.body);
 }
 
@@ -58,13 +44,9 @@ async fn lock_waiters(conn: &DatabaseConnection) -> i64 {
 }
 
 /// A process's counter as its `/metrics` shows it (absent = 0).
-async fn counter(metrics_port: u16, name: &str) -> u64 {
+async fn counter(metrics_port: u16, name: &str) -> f64 {
     let addr = format!("127.0.0.1:{metrics_port}").parse().unwrap();
-    let body = String::from_utf8_lossy(&get(addr, "/metrics").await.body).into_owned();
-    body.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
+    metric_value(&scrape(addr).await, name, &[])
 }
 
 async fn wait_metrics(metrics_port: u16) {
@@ -130,25 +112,15 @@ async fn a_killed_workers_in_flight_events_are_applied_at_their_first_redelivery
     wait_metrics(port).await;
     assert_eq!(
         counter(port, "hookwire_worker_messages_retried_total").await,
-        0,
+        0.0,
         "no retry step was used"
     );
 }
 
 fn pluggy_flags(fake: &FakePluggy, lease: &str) -> Vec<String> {
-    [
-        "--pluggy-client-id",
-        "fake-client",
-        "--pluggy-client-secret",
-        "fake-secret",
-        "--pluggy-api-url",
-        &fake.url(),
-        "--worker-lease",
-        lease,
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect()
+    let mut flags = fake.worker_flags();
+    flags.extend(["--worker-lease".to_owned(), lease.to_owned()]);
+    flags
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -203,7 +175,7 @@ async fn a_killed_workers_pluggy_sync_is_taken_over_when_its_lease_ends() {
     wait_metrics(port).await;
     assert_eq!(
         counter(port, "hookwire_worker_messages_retried_total").await,
-        0,
+        0.0,
         "the lease was waited out in process, not through a retry step"
     );
 }
@@ -222,8 +194,8 @@ async fn a_live_worker_renews_its_lease_while_pluggy_is_slow() {
         "SUCCESS",
     );
     // Three leases long: without renewal a second copy would take the event over.
-    fake.slow_down("/items/", Duration::from_secs(3));
-    let flags = pluggy_flags(&fake, "1s");
+    fake.slow_down("/items/", Duration::from_secs(9));
+    let flags = pluggy_flags(&fake, "3s");
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let _a = WorkerProcess::spawn(&db.url, &gw.topology, &flags);
     let _b = WorkerProcess::spawn(&db.url, &gw.topology, &flags);
@@ -269,7 +241,8 @@ async fn livetip_events_are_applied_while_every_pluggy_slot_waits_on_pluggy() {
             "SUCCESS",
         );
     }
-    fake.slow_down("/items/", Duration::from_secs(8));
+    // Far longer than the LiveTip events need: they must not wait for a slot.
+    fake.slow_down("/items/", Duration::from_secs(60));
     let flags = pluggy_flags(&fake, "30s");
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let worker = spawn_worker(&db.url, &gw.topology, &flags).await;

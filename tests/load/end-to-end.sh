@@ -12,7 +12,7 @@
 source "$(dirname "$0")/lib.sh"
 EVENTS=${EVENTS:-5000}
 BASELINE_SECONDS=${BASELINE_SECONDS:-15}
-CONCURRENCY=8   # the worker's default WORKER_CONCURRENCY
+CONCURRENCY=8   # the worker's default WORKER_LIVETIP_CONCURRENCY
 WORKERS=${WORKERS:-"1 2 4"}
 GW=127.0.0.1:18110
 ensure_tools

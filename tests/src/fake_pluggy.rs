@@ -66,6 +66,21 @@ impl FakePluggy {
             .push((path_prefix.to_owned(), status, retry_after));
     }
 
+    /// The worker flags that point it at this fake with the credentials it accepts.
+    pub fn worker_flags(&self) -> Vec<String> {
+        [
+            "--pluggy-client-id",
+            "fake-client",
+            "--pluggy-client-secret",
+            "fake-secret",
+            "--pluggy-api-url",
+            &self.url(),
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
+    }
+
     /// Makes every call under `path_prefix` answer after `delay`.
     pub fn slow_down(&self, path_prefix: &str, delay: std::time::Duration) {
         self.state.lock().unwrap().slow = Some((path_prefix.to_owned(), delay));

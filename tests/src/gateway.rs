@@ -150,3 +150,33 @@ impl Drop for TestGateway {
         self.shutdown.cancel();
     }
 }
+
+/// POSTs a LiveTip delivery with the test token; the response, whatever it is.
+pub async fn post_livetip(
+    addr: SocketAddr,
+    body: &serde_json::Value,
+) -> crate::http_client::TestResponse {
+    let headers = [
+        ("content-type", "application/json"),
+        ("x-livetip-webhook-secret-token", LIVETIP_TOKEN),
+    ];
+    crate::http_client::post(addr, "/webhook", &headers, body.to_string()).await
+}
+
+/// POSTs a Pluggy delivery authenticated by the secret header.
+pub async fn post_pluggy(
+    addr: SocketAddr,
+    body: &serde_json::Value,
+) -> crate::http_client::TestResponse {
+    let headers = [
+        ("content-type", "application/json"),
+        ("x-pluggy-webhook-secret", PLUGGY_NEW),
+    ];
+    crate::http_client::post(
+        addr,
+        "/api/banking/pluggy/webhook/",
+        &headers,
+        body.to_string(),
+    )
+    .await
+}

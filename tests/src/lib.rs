@@ -55,6 +55,21 @@ where
     }
 }
 
+/// The Prometheus text a `/metrics` listener serves.
+pub async fn scrape(addr: std::net::SocketAddr) -> String {
+    String::from_utf8_lossy(&http_client::get(addr, "/metrics").await.body).into_owned()
+}
+
+/// Sum of the samples of `name` whose labels contain each of `labels` (`k="v"`), in a
+/// scrape; 0 when there is none.
+pub fn metric_value(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && labels.iter().all(|label| l.contains(label)))
+        .filter(|l| l[name.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// Hex HMAC-SHA256 of `body` under `secret`, as Pluggy's guide specifies.
 pub fn pluggy_signature(secret: &str, body: &[u8]) -> String {
     use hmac::{KeyInit, Mac};

@@ -19,6 +19,9 @@ use crate::handlers::Applied;
 /// A worker that could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    /// Settings that contradict each other.
+    #[error("{0}")]
+    Settings(String),
     /// The database is unreachable or the URL is wrong.
     #[error("cannot open DATABASE_URL")]
     Database(#[source] sea_orm::DbErr),
@@ -121,6 +124,7 @@ impl Worker {
     /// Opens the database (migrating unless told not to), binds the health listener and
     /// starts the broker link. A broker that is down does not stop start-up.
     pub async fn build(settings: WorkerSettings, migrate: bool) -> Result<Self, StartupError> {
+        settings.check().map_err(StartupError::Settings)?;
         shared::metrics::install();
         let db = shared::db::connect(settings.database_url(), settings.database_max_connections)
             .await

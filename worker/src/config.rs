@@ -250,6 +250,23 @@ impl WorkerSettings {
         })
     }
 
+    /// Settings that only make sense together: every slot of every queue may need a
+    /// database connection at once, so a smaller pool turns load into acquire timeouts.
+    pub fn check(&self) -> Result<(), String> {
+        let slots: usize = [Some(Provider::LiveTip), Some(Provider::Pluggy), None]
+            .into_iter()
+            .map(|queue| self.queue_limits(queue).concurrency)
+            .sum();
+        let pool = usize::try_from(self.database_max_connections).unwrap_or(usize::MAX);
+        if pool < slots {
+            return Err(format!(
+                "DATABASE_MAX_CONNECTIONS ({pool}) is below the slots of every queue together \
+                 ({slots}: WORKER_LIVETIP_CONCURRENCY + WORKER_PLUGGY_CONCURRENCY + 2 for the audit queue)"
+            ));
+        }
+        Ok(())
+    }
+
     /// Concurrency and prefetch of a work queue; `None` is the gateway's audit queue
     /// (small records, two at a time are plenty).
     pub fn queue_limits(&self, provider: Option<Provider>) -> QueueLimits {
@@ -356,6 +373,10 @@ mod tests {
         );
         let retired = Cli::try_parse_from(["worker", "--worker-concurrency", "8"]).map(|_| ());
         assert!(retired.is_err_and(|e| e.to_string().contains("WORKER_LIVETIP_CONCURRENCY")));
+        let small_pool = Cli::try_parse_from(["worker", "--database-max-connections", "8"])
+            .map_err(|e| e.to_string())
+            .and_then(|c| c.settings.check());
+        assert!(small_pool.is_err_and(|e| e.contains("DATABASE_MAX_CONNECTIONS (8)")));
     }
 
     #[test]

@@ -112,15 +112,30 @@ pub async fn claim<C: ConnectionTrait>(
         .exec(db)
         .await?;
     if taken.rows_affected == 1 {
-        Ok(Some(Claim::Owned(Owner {
+        return Ok(Some(Claim::Owned(Owner {
             id: existing.id,
             token,
-        })))
-    } else {
-        Ok(Some(Claim::Busy(
-            existing.lease_until.unwrap_or(lease_until),
-        )))
+        })));
     }
+    // Not taken: read again what won (on PostgreSQL the update waited for a concurrent
+    // copy's transaction and saw its outcome).
+    let Some(now_row) = WebhookEvents::find_by_id(existing.id).one(db).await? else {
+        return Ok(None);
+    };
+    if Status::is_final(&now_row.status) {
+        WebhookEvents::update_many()
+            .col_expr(Column::Duplicates, Expr::col(Column::Duplicates).add(1))
+            .filter(Column::Id.eq(now_row.id))
+            .exec(db)
+            .await?;
+        return Ok(Some(Claim::Duplicate));
+    }
+    Ok(match now_row.lease_until {
+        Some(until) if now_row.status == Status::Processing.as_str() && until >= now => {
+            Some(Claim::Busy(until))
+        }
+        _ => None,
+    })
 }
 
 /// A fresh inbox row for `envelope`: processing, first attempt, no claim yet.

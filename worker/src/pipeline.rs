@@ -138,7 +138,7 @@ async fn decide(
 
 /// Retries transient failures in process, with backoff, within the inline budget.
 /// A claim held under another worker's live lease is waited out instead (until the
-/// lease ends, a bounded number of times): the wait is the lease's, not a failure's.
+/// lease ends, within two leases): the wait is the lease's, not a failure's.
 /// `Err(None)` means shutdown interrupted the waiting.
 async fn handle_with_backoff(
     ctx: &WorkerContext,
@@ -148,14 +148,17 @@ async fn handle_with_backoff(
 ) -> Result<Handled, Option<WorkerError>> {
     use backoff::backoff::Backoff;
     let mut policy = retry::inline_policy(ctx.settings.worker_inline_retry);
-    let mut lease_waits = 0;
+    // A live owner renews its lease: past two leases of waiting it is still working,
+    // and the event goes the way of other transient failures.
+    let lease_budget = ctx.settings.worker_lease.saturating_mul(2);
+    let mut lease_waited = std::time::Duration::ZERO;
     loop {
         let delay = match handle_once(ctx, envelope, dedupe_key).await {
             Ok(handled) => return Ok(handled),
             Err(error) if error.class() == ErrorClass::Permanent => return Err(Some(error)),
-            Err(WorkerError::ClaimedElsewhere(Some(until))) if lease_waits < MAX_LEASE_WAITS => {
-                lease_waits += 1;
-                let delay = retry::until_lease_ends(until, Utc::now(), ctx.settings.worker_lease);
+            Err(WorkerError::ClaimedElsewhere(Some(until))) if lease_waited < lease_budget => {
+                let delay = retry::until_lease_ends(until, Utc::now());
+                lease_waited += delay;
                 tracing::debug!(
                     ?delay,
                     "event held under another worker's lease; waiting it out"
@@ -176,10 +179,6 @@ async fn handle_with_backoff(
         }
     }
 }
-
-/// Leases waited out before the event goes the way of other transient failures: a live
-/// owner renews its lease, so a second full wait means it is still working.
-const MAX_LEASE_WAITS: u32 = 2;
 
 /// Claim, apply, mark done, commit: one attempt.
 async fn handle_once(
@@ -229,23 +228,23 @@ async fn handle_in_transaction(
         .instrument(db_span(ctx, "claim"))
         .await?;
         let (txn, owner) = match claimed {
-            (_, None) => return Err(WorkerError::ClaimedElsewhere(None)),
-            (_, Some(Claim::Busy(until))) => {
-                return Err(WorkerError::ClaimedElsewhere(Some(until)));
-            }
+            (txn, Some(Claim::Owned(owner))) => (txn, owner),
             (txn, Some(Claim::Duplicate)) => {
                 txn.commit().await?;
                 return Ok(Handled::Duplicate);
             }
-            (txn, Some(Claim::Owned(owner))) => (txn, owner),
+            (txn, busy) => {
+                txn.rollback().await?;
+                return Err(WorkerError::ClaimedElsewhere(match busy {
+                    Some(Claim::Busy(until)) => Some(until),
+                    _ => None,
+                }));
+            }
         };
-        async {
-            let applied = apply_and_complete(ctx, &txn, envelope, owner, prepared).await?;
-            txn.commit().await?;
-            Ok(Handled::Applied(applied))
-        }
-        .instrument(db_span(ctx, "apply"))
-        .await
+        apply_and_commit(ctx, txn, envelope, owner, prepared)
+            .instrument(db_span(ctx, "apply"))
+            .await
+            .map(Handled::Applied)
     }
     .await;
     if let Err(error) = &outcome
@@ -292,9 +291,7 @@ async fn handle_leased(
         };
         async {
             let txn = ctx.db.begin().await?;
-            let applied = apply_and_complete(ctx, &txn, envelope, owner, prepared).await?;
-            txn.commit().await?;
-            Ok(applied)
+            apply_and_commit(ctx, txn, envelope, owner, prepared).await
         }
         .instrument(db_span(ctx, "apply"))
         .await
@@ -309,24 +306,41 @@ async fn handle_leased(
     }
 }
 
-/// Applies the effect and marks the event done, in `txn`.
-async fn apply_and_complete(
+/// Applies the effect, marks the event done and commits; on any failure the
+/// transaction is rolled back at once (not when the connection is next used), so the
+/// claim's key is free for the failure record and the next copy.
+async fn apply_and_commit(
     ctx: &WorkerContext,
-    txn: &sea_orm::DatabaseTransaction,
+    txn: sea_orm::DatabaseTransaction,
     envelope: &Envelope,
     owner: inbox::Owner,
     prepared: handlers::Prepared,
 ) -> Result<Applied, WorkerError> {
-    let applied = handlers::apply(txn, envelope, owner.id, prepared).await?;
-    let status = match applied {
-        Applied::Processed => Status::Processed,
-        Applied::Ignored => Status::Ignored,
-    };
-    if !inbox::complete(txn, owner, status, &ctx.worker_id).await? {
-        // Our lease expired and another copy took the event over: it will finish it.
-        return Err(WorkerError::ClaimedElsewhere(None));
+    let applied = async {
+        let applied = handlers::apply(&txn, envelope, owner.id, prepared).await?;
+        let status = match applied {
+            Applied::Processed => Status::Processed,
+            Applied::Ignored => Status::Ignored,
+        };
+        if !inbox::complete(&txn, owner, status, &ctx.worker_id).await? {
+            // Our lease expired and another copy took the event over: it will finish it.
+            return Err(WorkerError::ClaimedElsewhere(None));
+        }
+        Ok(applied)
     }
-    Ok(applied)
+    .await;
+    match applied {
+        Ok(applied) => {
+            txn.commit().await?;
+            Ok(applied)
+        }
+        Err(error) => {
+            if let Err(rollback) = txn.rollback().await {
+                tracing::debug!(error = %rollback, "rollback failed; the connection is dropped");
+            }
+            Err(error)
+        }
+    }
 }
 
 /// The inbox status a failed attempt leaves.

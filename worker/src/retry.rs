@@ -39,17 +39,17 @@ pub fn delay_after(attempt: u32, steps: &[Duration]) -> Duration {
         .unwrap_or(Duration::from_secs(60))
 }
 
-/// How long to wait for another worker's lease on an event to run out (`until`, read
-/// from the inbox), a little past its end; never longer than one lease, so a clock
-/// that disagrees with the database's cannot park an event.
+/// How long to wait before looking again at an event held under another worker's lease
+/// (`until`, written from that worker's clock): until it ends, a little past it, but at
+/// most a second at a time, since the owner usually finishes well before its lease does.
 pub fn until_lease_ends(
     until: chrono::DateTime<chrono::Utc>,
     now: chrono::DateTime<chrono::Utc>,
-    lease: Duration,
 ) -> Duration {
     const MARGIN: Duration = Duration::from_millis(100);
+    const POLL: Duration = Duration::from_secs(1);
     let left = (until - now).to_std().unwrap_or(Duration::ZERO);
-    left.min(lease) + MARGIN
+    left.min(POLL) + MARGIN
 }
 
 /// Renews a lease every third of its length while the future is polled; returns only
@@ -99,24 +99,14 @@ mod tests {
     }
 
     #[test]
-    fn a_lease_is_waited_out_but_never_longer_than_one_lease() {
+    fn a_lease_is_looked_at_again_at_its_end_or_every_second() {
         let now = chrono::Utc::now();
-        let lease = Duration::from_secs(30);
-        let in_12s = now + chrono::Duration::seconds(12);
-        assert_eq!(
-            until_lease_ends(in_12s, now, lease),
-            Duration::from_millis(12_100)
-        );
+        let soon = now + chrono::Duration::milliseconds(300);
+        assert_eq!(until_lease_ends(soon, now), Duration::from_millis(400));
         let past = now - chrono::Duration::seconds(5);
-        assert_eq!(
-            until_lease_ends(past, now, lease),
-            Duration::from_millis(100)
-        );
-        let skewed = now + chrono::Duration::hours(3);
-        assert_eq!(
-            until_lease_ends(skewed, now, lease),
-            Duration::from_millis(30_100)
-        );
+        assert_eq!(until_lease_ends(past, now), Duration::from_millis(100));
+        let later = now + chrono::Duration::seconds(25);
+        assert_eq!(until_lease_ends(later, now), Duration::from_millis(1_100));
     }
 
     #[tokio::test(start_paused = true)]

@@ -42,7 +42,20 @@ async fn open(url: &str, max_connections: u32, lazy: bool) -> Result<DatabaseCon
         // A request-serving pool (lazy) must answer "unavailable" quickly.
         .acquire_timeout(Duration::from_secs(if lazy { 2 } else { 5 }))
         .idle_timeout(Duration::from_secs(300))
-        .sqlx_logging(false);
+        .sqlx_logging(false)
+        // A worker that vanishes without closing its socket (host lost, network cut)
+        // must not hold its open transaction, and the locks an event's claim waits on,
+        // for the kernel's two-hour keepalive: the server probes the client after 10 s of
+        // silence, and no transaction of ours (never spanning an HTTP call) idles a
+        // minute.
+        .map_sqlx_postgres_opts(|options| {
+            options.options([
+                ("tcp_keepalives_idle", "10"),
+                ("tcp_keepalives_interval", "5"),
+                ("tcp_keepalives_count", "3"),
+                ("idle_in_transaction_session_timeout", "60s"),
+            ])
+        });
     let db = Database::connect(options).await?;
     if db.get_database_backend() == DbBackend::Sqlite && !lazy {
         // WAL lets readers work beside the single writer; the busy timeout turns lock

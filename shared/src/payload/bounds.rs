@@ -2,9 +2,10 @@
 //!
 //! The gateway refuses a field that breaks its rule with a 400 naming it; the worker
 //! parses with the same code (so a message that reached the queue past the gateway is
-//! dead-lettered as permanent, not retried); and the migrations size their columns from
-//! these constants. A test compares [`COLUMNS`] with the live PostgreSQL schema, so a
-//! column and its check cannot drift apart.
+//! dead-lettered as permanent, not retried). [`COLUMNS`] names the column each bound
+//! sizes, and a test holds every one against the schema the migrations build: a
+//! released migration never changes, so a bound that moves without a migration altering
+//! its column fails that test instead of drifting apart in production.
 
 use super::PayloadError;
 

@@ -110,8 +110,6 @@ pub fn parse(body: &[u8]) -> Result<LiveTipEvent, PayloadError> {
     if let Some(content) = &content {
         bounds::free_text("payment.content", content, bounds::CONTENT)?;
     }
-    // Whatever else the body carries is stored as log data: no NUL anywhere.
-    bounds::no_nul(&Value::Object(map.clone()))?;
     Ok(LiveTipEvent {
         event,
         payment: LiveTipPayment {

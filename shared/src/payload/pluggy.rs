@@ -41,10 +41,8 @@ pub fn parse_head(body: &[u8]) -> Result<PluggyHead, PayloadError> {
             bounds::name(field, &id, *max)?;
         }
     }
-    if let Some(ids) = map.get("transactionIds") {
-        let ids = ids
-            .as_array()
-            .ok_or_else(|| PayloadError::new("transactionIds must be an array"))?;
+    // Ids the worker deletes by; anything but an array is no list (and deletes nothing).
+    if let Some(serde_json::Value::Array(ids)) = map.get("transactionIds") {
         for id in ids {
             match id {
                 serde_json::Value::String(id) => {
@@ -54,8 +52,11 @@ pub fn parse_head(body: &[u8]) -> Result<PluggyHead, PayloadError> {
             }
         }
     }
-    // The whole body is stored (inbox payload, log data, item errors as jsonb).
-    bounds::no_nul(&serde_json::Value::Object(map.clone()))?;
+    // `error` is stored as `jsonb`, which cannot hold a NUL; the rest of the body is kept
+    // as bytes or re-serialised text, where an escaped NUL is harmless.
+    if let Some(error) = map.get("error") {
+        bounds::no_nul(error).map_err(|e| PayloadError::new(format!("error: {}", e.0)))?;
+    }
     Ok(PluggyHead {
         event,
         event_id: id_like(map.get("eventId")),
@@ -96,7 +97,7 @@ mod tests {
             b"\xff",
             br#"{"event":"x/y","itemId":"i\u0000"}"#,
             br#"{"event":"x/y","transactionIds":["t",3]}"#,
-            br#"{"event":"x/y","data":{"k":"\u0000"}}"#,
+            br#"{"event":"item/error","error":{"message":"\u0000"}}"#,
         ] {
             assert!(
                 parse_head(body).is_err(),

@@ -74,7 +74,8 @@ pub enum MatchedBy {
     LivetipId,
     /// Our id appeared in the payer's message.
     ExternalId,
-    /// Same payer and amount (less than 0.01 apart), oldest open payment first.
+    /// Same payer and amount (less than 0.01 apart), oldest first among pending
+    /// payments (and underpaid ones the payment settles in full).
     AmountUser,
     /// No payment matched; a confirmed payment created it.
     Created,

@@ -3,8 +3,6 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
-use crate::payload::bounds;
-
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -18,15 +16,9 @@ impl MigrationTrait for Migration {
                     .if_not_exists()
                     .col(uuid(WebhookEvents::Id).primary_key())
                     .col(string_len(WebhookEvents::Provider, 32))
-                    .col(string_len(WebhookEvents::Event, bounds::EVENT_NAME as u32))
-                    .col(string_len(
-                        WebhookEvents::DedupeKey,
-                        bounds::DEDUPE_KEY as u32,
-                    ))
-                    .col(string_len_null(
-                        WebhookEvents::ProviderEventId,
-                        bounds::PROVIDER_EVENT_ID as u32,
-                    ))
+                    .col(string_len(WebhookEvents::Event, 255))
+                    .col(string_len(WebhookEvents::DedupeKey, 255))
+                    .col(string_len_null(WebhookEvents::ProviderEventId, 255))
                     .col(blob(WebhookEvents::Payload))
                     .col(timestamp_with_time_zone(WebhookEvents::ReceivedAt))
                     .col(timestamp_with_time_zone_null(WebhookEvents::ProcessedAt))

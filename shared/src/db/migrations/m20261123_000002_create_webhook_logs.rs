@@ -3,8 +3,6 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
-use crate::payload::bounds;
-
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -19,10 +17,7 @@ impl MigrationTrait for Migration {
                     .col(uuid(WebhookLogs::Id).primary_key())
                     .col(timestamp_with_time_zone(WebhookLogs::Timestamp))
                     .col(string_len(WebhookLogs::Type, 32))
-                    .col(string_len_null(
-                        WebhookLogs::Event,
-                        bounds::EVENT_NAME as u32,
-                    ))
+                    .col(string_len_null(WebhookLogs::Event, 255))
                     .col(string_len(WebhookLogs::Status, 16))
                     .col(text_null(WebhookLogs::Data))
                     .col(string_len_null(WebhookLogs::Ip, 64))

@@ -3,8 +3,6 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
-use crate::payload::bounds;
-
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -17,18 +15,12 @@ impl MigrationTrait for Migration {
                     .table(Payments::Table)
                     .if_not_exists()
                     .col(string_len(Payments::Id, 16).primary_key())
-                    .col(string_len(Payments::UserName, bounds::USER_NAME as u32))
+                    .col(string_len(Payments::UserName, 255))
                     // Exact decimal text; see `shared::money`.
-                    .col(string_len(Payments::Amount, bounds::AMOUNT_TEXT as u32))
-                    .col(
-                        string_len(Payments::Currency, bounds::CURRENCY_COLUMN as u32)
-                            .default("BRL"),
-                    )
+                    .col(string_len(Payments::Amount, 40))
+                    .col(string_len(Payments::Currency, 8).default("BRL"))
                     .col(string_len(Payments::Status, 16))
-                    .col(string_len_null(
-                        Payments::LivetipPaymentId,
-                        bounds::LIVETIP_PAYMENT_ID as u32,
-                    ))
+                    .col(string_len_null(Payments::LivetipPaymentId, 255))
                     .col(text_null(Payments::Content))
                     .col(string_len_null(Payments::MatchedBy, 16))
                     .col(timestamp_with_time_zone(Payments::CreatedAt))

@@ -3,8 +3,6 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
-use crate::payload::bounds;
-
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -16,16 +14,13 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(PluggyItems::Table)
                     .if_not_exists()
-                    .col(string_len(PluggyItems::Id, bounds::PLUGGY_ID as u32).primary_key())
+                    .col(string_len(PluggyItems::Id, 64).primary_key())
                     .col(string_len_null(PluggyItems::Status, 32))
                     .col(string_len_null(PluggyItems::ExecutionStatus, 64))
                     .col(json_binary_null(PluggyItems::Error))
                     .col(json_binary_null(PluggyItems::Connector))
                     .col(string_len_null(PluggyItems::ClientUserId, 255))
-                    .col(string_len_null(
-                        PluggyItems::LastEvent,
-                        bounds::PLUGGY_EVENT_NAME as u32,
-                    ))
+                    .col(string_len_null(PluggyItems::LastEvent, 64))
                     .col(timestamp_with_time_zone_null(PluggyItems::PluggyCreatedAt))
                     .col(timestamp_with_time_zone_null(PluggyItems::PluggyUpdatedAt))
                     .col(timestamp_with_time_zone_null(PluggyItems::LastUpdatedAt))

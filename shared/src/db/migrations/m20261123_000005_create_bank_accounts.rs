@@ -3,8 +3,6 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
-use crate::payload::bounds;
-
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -16,8 +14,8 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(BankAccounts::Table)
                     .if_not_exists()
-                    .col(string_len(BankAccounts::Id, bounds::PLUGGY_ID as u32).primary_key())
-                    .col(string_len(BankAccounts::ItemId, bounds::PLUGGY_ID as u32))
+                    .col(string_len(BankAccounts::Id, 64).primary_key())
+                    .col(string_len(BankAccounts::ItemId, 64))
                     .col(string_len_null(BankAccounts::Type, 32))
                     .col(string_len_null(BankAccounts::Subtype, 64))
                     .col(string_len_null(BankAccounts::Name, 255))

@@ -3,8 +3,6 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
-use crate::payload::bounds;
-
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -16,11 +14,8 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(BankTransactions::Table)
                     .if_not_exists()
-                    .col(string_len(BankTransactions::Id, bounds::PLUGGY_ID as u32).primary_key())
-                    .col(string_len(
-                        BankTransactions::AccountId,
-                        bounds::PLUGGY_ID as u32,
-                    ))
+                    .col(string_len(BankTransactions::Id, 64).primary_key())
+                    .col(string_len(BankTransactions::AccountId, 64))
                     .col(timestamp_with_time_zone_null(BankTransactions::Date))
                     .col(text_null(BankTransactions::Description))
                     // Exact decimal text; see `shared::money`.

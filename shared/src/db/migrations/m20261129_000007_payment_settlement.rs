@@ -8,8 +8,6 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
-use crate::payload::bounds;
-
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -18,8 +16,8 @@ impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         // One column per statement: SQLite alters one column at a time.
         for column in [
-            string_len_null(Payments::ReceivedAmount, bounds::AMOUNT_TEXT as u32),
-            string_len_null(Payments::ReceivedCurrency, bounds::CURRENCY_COLUMN as u32),
+            string_len_null(Payments::ReceivedAmount, 40),
+            string_len_null(Payments::ReceivedCurrency, 8),
         ] {
             manager
                 .alter_table(
@@ -35,13 +33,7 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(LivetipBindings::Table)
                     .if_not_exists()
-                    .col(
-                        string_len(
-                            LivetipBindings::LivetipPaymentId,
-                            bounds::LIVETIP_PAYMENT_ID as u32,
-                        )
-                        .primary_key(),
-                    )
+                    .col(string_len(LivetipBindings::LivetipPaymentId, 255).primary_key())
                     .col(string_len(LivetipBindings::PaymentId, 16))
                     .col(timestamp_with_time_zone(LivetipBindings::CreatedAt))
                     .to_owned(),

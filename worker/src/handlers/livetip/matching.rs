@@ -9,9 +9,10 @@
 //! transaction commits; SQLite runs one writer at a time.
 
 use chrono::Utc;
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    QueryOrder,
 };
 use shared::db::entities::livetip_binding::{self, Entity as Bindings};
 use shared::db::entities::payment::{self, Column, Entity as Payments, MatchedBy, PaymentStatus};
@@ -19,6 +20,7 @@ use shared::money::{self, Decimal};
 use shared::payload::livetip::LiveTipPayment;
 use shared::payment_id;
 
+use super::settlement;
 use crate::error::WorkerError;
 
 /// The fallback's window: the specification's `Math.abs(stored - amount) < 0.01`.
@@ -56,16 +58,23 @@ pub async fn bound<C: ConnectionTrait>(
 }
 
 /// Methods 2 and 3, in order: our ids in the payer's message, then same payer,
-/// currency and amount among unbound pending payments, oldest first.
+/// currency and amount among unbound pending payments, oldest first. `completes`: the
+/// event is a paid confirmation; then an `underpaid` payment it would settle in full is
+/// open to it too (by either method), so a later correct payment still completes it.
 pub async fn candidates<C: ConnectionTrait>(
     db: &C,
     incoming: &LiveTipPayment,
+    completes: bool,
 ) -> Result<Vec<Candidate>, DbErr> {
     let mut found = Vec::new();
     if let Some(content) = &incoming.content {
         for id in payment_id::find_all(content) {
             if let Some(payment) = Payments::find_by_id(id).one(db).await?
-                && open_to(&payment, &incoming.payment_id)
+                && open_to(
+                    &payment,
+                    &incoming.payment_id,
+                    settles(completes, &payment, incoming),
+                )
             {
                 found.push(Candidate {
                     payment,
@@ -75,20 +84,30 @@ pub async fn candidates<C: ConnectionTrait>(
             }
         }
     }
-    let pending = Payments::find()
+    let mut open = Condition::all()
+        .add(Column::Status.eq(PaymentStatus::Pending.as_str()))
+        .add(Column::LivetipPaymentId.is_null());
+    if completes {
+        open = Condition::any()
+            .add(open)
+            .add(Column::Status.eq(PaymentStatus::Underpaid.as_str()));
+    }
+    let rows = Payments::find()
         .filter(Column::UserName.eq(incoming.sender.as_str()))
-        .filter(Column::Status.eq(PaymentStatus::Pending.as_str()))
-        .filter(Column::LivetipPaymentId.is_null())
         .filter(Column::Currency.eq(incoming.currency.as_str()))
+        .filter(open)
         .order_by_asc(Column::CreatedAt)
         .order_by_asc(Column::Id)
         .all(db)
         .await?;
-    let close: Vec<payment::Model> = pending
+    let close: Vec<payment::Model> = rows
         .into_iter()
         .filter(|p| {
             money::from_text(&p.amount)
                 .is_some_and(|amount| (amount - incoming.amount).abs() < tolerance())
+        })
+        .filter(|p| {
+            p.status != PaymentStatus::Underpaid.as_str() || settles(completes, p, incoming)
         })
         .collect();
     let count = close.len();
@@ -100,25 +119,47 @@ pub async fn candidates<C: ConnectionTrait>(
     Ok(found)
 }
 
+/// Whether the event is a paid confirmation that settles `payment` in full.
+pub fn settles(completes: bool, payment: &payment::Model, incoming: &LiveTipPayment) -> bool {
+    completes && settlement::check(payment, incoming).is_none()
+}
+
 /// Whether a payment named in the message may take this LiveTip payment: unbound,
-/// already bound to it, or underpaid (waiting for a payment in full). One bound to
-/// another LiveTip payment is merely quoted.
-fn open_to(payment: &payment::Model, livetip_id: &str) -> bool {
+/// already bound to it, or underpaid and settled in full by it. One bound to another
+/// LiveTip payment is merely quoted.
+fn open_to(payment: &payment::Model, livetip_id: &str, settles: bool) -> bool {
     match payment.livetip_payment_id.as_deref() {
         None => true,
-        Some(bound) => bound == livetip_id || payment.status == PaymentStatus::Underpaid.as_str(),
+        Some(bound) => {
+            bound == livetip_id || (settles && payment.status == PaymentStatus::Underpaid.as_str())
+        }
     }
 }
 
-/// Binds the LiveTip payment to `candidate` if it is still what made it a candidate.
-/// `false`: a concurrent event took it first; try the next candidate.
+/// Binds the LiveTip payment to `candidate` if it is still what made it a candidate,
+/// re-checked under the row lock. `false`: a concurrent event took it first; try the
+/// next candidate.
 pub async fn take<C: ConnectionTrait>(
     db: &C,
     candidate: &Candidate,
     incoming: &LiveTipPayment,
+    completes: bool,
 ) -> Result<bool, WorkerError> {
     let livetip_id = incoming.payment_id.as_str();
-    let mut update = Payments::update_many()
+    let mut open = Condition::any()
+        .add(Column::LivetipPaymentId.is_null())
+        .add(Column::LivetipPaymentId.eq(livetip_id));
+    if candidate.matched_by == MatchedBy::AmountUser {
+        open = Condition::all()
+            .add(open)
+            .add(Column::Status.eq(PaymentStatus::Pending.as_str()));
+    }
+    if settles(completes, &candidate.payment, incoming) {
+        open = Condition::any()
+            .add(open)
+            .add(Column::Status.eq(PaymentStatus::Underpaid.as_str()));
+    }
+    let taken = Payments::update_many()
         .col_expr(Column::LivetipPaymentId, Expr::value(livetip_id))
         .col_expr(
             Column::MatchedBy,
@@ -126,23 +167,11 @@ pub async fn take<C: ConnectionTrait>(
         )
         .col_expr(Column::Content, Expr::value(incoming.content.clone()))
         .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
-        .filter(Column::Id.eq(candidate.payment.id.as_str()));
-    update = match candidate.matched_by {
-        MatchedBy::AmountUser => update
-            .filter(Column::Status.eq(PaymentStatus::Pending.as_str()))
-            .filter(
-                Column::LivetipPaymentId
-                    .is_null()
-                    .or(Column::LivetipPaymentId.eq(livetip_id)),
-            ),
-        _ => update.filter(
-            Column::LivetipPaymentId
-                .is_null()
-                .or(Column::LivetipPaymentId.eq(livetip_id))
-                .or(Column::Status.eq(PaymentStatus::Underpaid.as_str())),
-        ),
-    };
-    if update.exec(db).await?.rows_affected != 1 {
+        .filter(Column::Id.eq(candidate.payment.id.as_str()))
+        .filter(open)
+        .exec(db)
+        .await?;
+    if taken.rows_affected != 1 {
         return Ok(false);
     }
     bind(db, livetip_id, &candidate.payment.id).await?;

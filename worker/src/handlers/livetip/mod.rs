@@ -87,8 +87,9 @@ async fn handle(
 ) -> Result<Applied, WorkerError> {
     let incoming = &event.payment;
     let kind_log = log_type(kind);
-    let Some(found) = find(log.txn, incoming).await? else {
-        if target(kind, incoming.paid) == Some(PaymentStatus::Completed) {
+    let completes = target(kind, incoming.paid) == Some(PaymentStatus::Completed);
+    let Some(found) = find(log.txn, incoming, completes).await? else {
+        if completes {
             let created = create(log.txn, event).await?;
             log.write(
                 "payment_create",
@@ -147,8 +148,6 @@ async fn handle(
         mismatch = settlement::check(&payment, incoming);
         if let Some(reason) = mismatch {
             to = PaymentStatus::Underpaid;
-            metrics::counter!("hookwire_worker_payment_mismatches_total", "reason" => reason.as_str())
-                .increment(1);
             tracing::warn!(
                 payment = %payment.id,
                 livetip_payment = %incoming.payment_id,
@@ -172,10 +171,15 @@ async fn handle(
         });
     }
     if moved {
-        let status = if mismatch.is_some() {
-            "error"
-        } else {
-            "success"
+        let status = match mismatch {
+            Some(reason) => {
+                // Counted when it changed the payment: copies and replays are not new
+                // mismatches.
+                metrics::counter!("hookwire_worker_payment_mismatches_total", "reason" => reason.as_str())
+                    .increment(1);
+                "error"
+            }
+            None => "success",
         };
         log.write(kind_log, status, Some(with(base, extra))).await?;
         Ok(Applied::Processed)
@@ -202,12 +206,13 @@ async fn handle(
 async fn find(
     txn: &DatabaseTransaction,
     incoming: &LiveTipPayment,
+    completes: bool,
 ) -> Result<Option<matching::Candidate>, WorkerError> {
     if let Some(found) = matching::bound(txn, &incoming.payment_id).await? {
         return Ok(Some(found));
     }
-    for candidate in matching::candidates(txn, incoming).await? {
-        if matching::take(txn, &candidate, incoming).await? {
+    for candidate in matching::candidates(txn, incoming, completes).await? {
+        if matching::take(txn, &candidate, incoming, completes).await? {
             if candidate.candidates > 1 {
                 tracing::info!(
                     chosen = %candidate.payment.id,
@@ -259,7 +264,6 @@ async fn create(
 ) -> Result<payment::Model, WorkerError> {
     let now = Utc::now();
     let id = payment_id::generate();
-    matching::bind(txn, &event.payment.payment_id, &id).await?;
     let amount = money::to_text(event.payment.amount);
     let row = payment::ActiveModel {
         id: Set(id),
@@ -276,7 +280,11 @@ async fn create(
         received_amount: Set(Some(amount)),
         received_currency: Set(Some(event.payment.currency.clone())),
     };
-    Ok(Payments::insert(row).exec_with_returning(txn).await?)
+    // The payment row first, then the binding: the order `matching::take` locks them in,
+    // so two events about one LiveTip payment cannot deadlock.
+    let created = Payments::insert(row).exec_with_returning(txn).await?;
+    matching::bind(txn, &event.payment.payment_id, &created.id).await?;
+    Ok(created)
 }
 
 fn with(mut base: serde_json::Value, extra: serde_json::Value) -> String {
