@@ -12,15 +12,18 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{AdminRoutes, AdminState};
 use crate::audit::AuditSink;
 use crate::config::GatewayConfig;
-use crate::guard::{InFlight, RateLimits};
+use crate::guard::{BodyBudget, InFlight, RateLimits};
 use crate::http::router::PublicRoutes;
 use crate::http::server::{ServerLimits, serve};
-use crate::state::AppState;
+use crate::state::{AppState, Unverified};
 use shared::Provider;
 
 /// A gateway that could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    /// Settings whose worst case does not fit, or that contradict each other.
+    #[error("{0}")]
+    Settings(String),
     /// An admin listener reachable from the network must have a token.
     #[error("ADMIN_TOKEN is required when ADMIN_ADDR ({0}) is not a loopback address")]
     AdminUnprotected(SocketAddr),
@@ -66,6 +69,7 @@ impl Application {
     /// Binds the listener and starts the broker link. A broker that is down does not
     /// stop start-up: the gateway serves, answers 503, and connects when it can.
     pub async fn build(config: GatewayConfig) -> Result<Self, StartupError> {
+        crate::budget::check(&config).map_err(StartupError::Settings)?;
         shared::metrics::install();
         let listener = TcpListener::bind(config.gateway_addr)
             .await
@@ -103,8 +107,21 @@ impl Application {
         let db = shared::db::connect_lazy(config.database_url(), 4)
             .await
             .map_err(StartupError::Database)?;
-        if config.pluggy_webhook_secret.is_empty() {
-            tracing::warn!("PLUGGY_WEBHOOK_SECRET is not set: the Pluggy route answers 503");
+        if config.pluggy_signing_key.iter().any(|key| {
+            config
+                .pluggy_webhook_secret
+                .matches(key.expose().as_bytes())
+        }) {
+            return Err(StartupError::Settings(
+                "PLUGGY_SIGNING_KEY and PLUGGY_WEBHOOK_SECRET must differ: the header secret \
+                 travels in every delivery, and whoever reads one could sign with it"
+                    .to_owned(),
+            ));
+        }
+        if config.pluggy_webhook_secret.is_empty() && config.pluggy_signing_key.is_empty() {
+            tracing::warn!(
+                "neither PLUGGY_WEBHOOK_SECRET nor PLUGGY_SIGNING_KEY is set: the Pluggy route answers 503"
+            );
         }
         if config.livetip_webhook_token.is_empty() {
             tracing::warn!("LIVETIP_WEBHOOK_TOKEN is not set: the LiveTip route answers 503");
@@ -133,6 +150,7 @@ impl Application {
         );
         let state = Arc::new(AppState {
             pluggy_secrets: config.pluggy_webhook_secret.clone(),
+            pluggy_signing_keys: config.pluggy_signing_key.clone(),
             pluggy_client_id: config.pluggy_client_id.clone(),
             livetip_tokens: config.livetip_webhook_token.clone(),
             link,
@@ -147,7 +165,24 @@ impl Application {
                 (Provider::LiveTip, config.livetip_allowed_ips.clone()),
             ],
             rate_limits: RateLimits::new(config.rate_limit_per_ip),
-            in_flight: InFlight::new(usize::try_from(config.max_in_flight).unwrap_or(512)),
+            in_flight: [
+                (
+                    Provider::Pluggy,
+                    InFlight::new(config.max_in_flight as usize),
+                ),
+                (
+                    Provider::LiveTip,
+                    InFlight::new(config.max_in_flight as usize),
+                ),
+            ],
+            body_budget: BodyBudget::new(config.body_budget_mib * 1024 * 1024),
+            unverified: Unverified {
+                global: InFlight::new(config.max_unverified() as usize),
+                per_client: shared::connection::PerClient::new(
+                    config.max_unverified_per_client as usize,
+                ),
+                body_timeout: Duration::from_millis(config.unverified_body_timeout_ms),
+            },
         });
         // Idle clients' buckets are dropped so the limiter's memory follows live clients.
         let sweeper_state = state.clone();
@@ -177,6 +212,10 @@ impl Application {
             state,
             limits: ServerLimits {
                 max_connections: usize::try_from(config.max_connections).unwrap_or(10_000),
+                max_connections_per_client: usize::try_from(config.max_connections_per_client)
+                    .unwrap_or(usize::MAX),
+                per_client_exempt: config.trusted_proxies.clone(),
+                idle_timeout: Duration::from_millis(config.connection_idle_timeout_ms),
                 header_read_timeout: config.header_read_timeout(),
                 shutdown_deadline: config.shutdown_deadline(),
             },
@@ -217,7 +256,7 @@ impl Application {
         let admin = tokio::spawn(serve(
             self.admin_listener,
             AdminRoutes(self.admin.clone()),
-            self.limits,
+            self.limits.clone(),
             stop_accepting.clone(),
         ));
         let drained = serve(

@@ -33,7 +33,7 @@ enum Command {
 
 #[derive(Clone, Debug, Subcommand)]
 enum Simulation {
-    /// A Pluggy event, signed with the first `PLUGGY_WEBHOOK_SECRET`.
+    /// A Pluggy event, signed with the first `PLUGGY_SIGNING_KEY`.
     Pluggy(PluggySimulation),
 }
 
@@ -86,7 +86,7 @@ async fn simulate_pluggy(config: &GatewayConfig, sim: &PluggySimulation) -> Exit
     });
     let body = simulate::payload(sim, config.pluggy_client_id.as_deref());
     println!("POST {url}\n{body}");
-    match simulate::send(&url, config.pluggy_webhook_secret.iter().next(), &body).await {
+    match simulate::send(&url, config.pluggy_signing_key.iter().next(), &body).await {
         Ok(answer) => {
             println!("{} {}", answer.status, answer.body);
             if (200..300).contains(&answer.status) {

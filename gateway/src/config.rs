@@ -46,12 +46,19 @@ pub struct GatewayConfig {
           value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub confirm_timeout_ms: u64,
 
-    /// Pluggy webhook secrets, comma-separated (several during a rotation). Checked
-    /// as HMAC-SHA256 key for `X-Pluggy-Signature` and as the value of
-    /// `X-Pluggy-Webhook-Secret`. Unset: the Pluggy route answers 503.
+    /// Pluggy webhook secrets, comma-separated (several during a rotation), as the value
+    /// of `X-Pluggy-Webhook-Secret` (what Pluggy sends when the webhook was registered
+    /// with it). Never an HMAC key: whoever reads one delivery's headers knows it.
     #[arg(long, env = "PLUGGY_WEBHOOK_SECRET", default_value = "", hide_env_values = true,
           hide_default_value = true, value_parser = parse_secrets)]
     pub pluggy_webhook_secret: SecretList,
+
+    /// HMAC-SHA256 keys for `X-Pluggy-Signature` (the product owner's guide),
+    /// comma-separated; must differ from every `PLUGGY_WEBHOOK_SECRET`. With neither
+    /// set, the Pluggy route answers 503.
+    #[arg(long, env = "PLUGGY_SIGNING_KEY", default_value = "", hide_env_values = true,
+          hide_default_value = true, value_parser = parse_secrets)]
+    pub pluggy_signing_key: SecretList,
 
     /// Our Pluggy client id; when set, a payload whose `clientId` differs is refused (403).
     #[arg(long, env = "PLUGGY_CLIENT_ID")]
@@ -79,15 +86,61 @@ pub struct GatewayConfig {
     pub header_read_timeout_ms: u64,
 
     /// Open connections served at once; further clients wait in the kernel's backlog.
-    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000,
+    /// Each costs memory (see `MEMORY_BUDGET_MIB`).
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 1_024,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
 
-    /// Requests handled at once on the provider routes; beyond it the gateway sheds
-    /// with 503 and `Retry-After` (memory stays under this × `BODY_LIMIT_BYTES`).
+    /// Connections per client address on each listener; beyond it a new connection is
+    /// closed at once. Addresses in `TRUSTED_PROXIES` are exempt (they carry many
+    /// clients). 0 turns the cap off.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_CLIENT", default_value_t = 128)]
+    pub max_connections_per_client: u32,
+
+    /// A connection that sends nothing for this long while none of its requests is being
+    /// answered is closed: from accept to its first byte, and between keep-alive requests.
+    #[arg(long, env = "CONNECTION_IDLE_TIMEOUT_MS", default_value_t = 15_000,
+          value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub connection_idle_timeout_ms: u64,
+
+    /// Requests handled at once on each provider route (each has its own); beyond it
+    /// that route sheds with 503 and `Retry-After`. Their bodies share `BODY_BUDGET_MIB`.
     #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 512,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_in_flight: u32,
+
+    /// Bytes of request bodies held at once, all requests together, in MiB: a body
+    /// reserves its declared length (the whole `BODY_LIMIT_BYTES` when chunked) before
+    /// it is read, and beyond the budget the request gets 503 at once.
+    #[arg(long, env = "BODY_BUDGET_MIB", default_value_t = 96,
+          value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub body_budget_mib: u64,
+
+    /// Of Pluggy's in-flight requests, how many may be unverified at once (signed with
+    /// HMAC only, so anyone's until the body is read); at most half of
+    /// `MAX_IN_FLIGHT`, so verified deliveries always find room. Default: 32, or half
+    /// of `MAX_IN_FLIGHT` when that is smaller.
+    #[arg(long, env = "MAX_UNVERIFIED",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_unverified: Option<u32>,
+
+    /// Unverified requests at once per client address (429 beyond).
+    #[arg(long, env = "MAX_UNVERIFIED_PER_CLIENT", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_unverified_per_client: u32,
+
+    /// Time allowed to receive an unverified body (408 after): Pluggy's bodies are a
+    /// few KiB, so this is short.
+    #[arg(long, env = "UNVERIFIED_BODY_TIMEOUT_MS", default_value_t = 2_000,
+          value_parser = clap::value_parser!(u64).range(1..=300_000))]
+    pub unverified_body_timeout_ms: u64,
+
+    /// Memory the gateway may use at worst (bodies in flight, connections, baseline);
+    /// start-up refuses settings whose worst case exceeds it. The default fits the
+    /// 256 MiB limit of the Kubernetes manifests with room to spare.
+    #[arg(long, env = "MEMORY_BUDGET_MIB", default_value_t = 240,
+          value_parser = clap::value_parser!(u64).range(16..=1_048_576))]
+    pub memory_budget_mib: u64,
 
     /// Requests per second per client address on each provider route (burst: twice
     /// that); 0 turns it off. Providers deliver from a handful of addresses, so this is
@@ -191,6 +244,12 @@ impl GatewayConfig {
             .as_deref()
             .filter(|u| !u.trim().is_empty())
             .unwrap_or(shared::db::DEFAULT_DATABASE_URL)
+    }
+
+    /// Unverified requests allowed at once (see `MAX_UNVERIFIED`).
+    pub fn max_unverified(&self) -> u32 {
+        self.max_unverified
+            .unwrap_or_else(|| (self.max_in_flight / 2).clamp(1, 32))
     }
 
     /// Drain deadline as a duration.

@@ -160,6 +160,51 @@ impl InFlight {
     }
 }
 
+/// Bytes of request bodies held at once, across every request: a body reserves its
+/// declared length (or the whole limit when chunked) before a byte is read, and gets
+/// 503 at once when the budget is spent. So the memory bodies can take is a setting,
+/// whatever their number and size.
+#[derive(Debug)]
+pub struct BodyBudget {
+    kib: Arc<tokio::sync::Semaphore>,
+    total_kib: u32,
+}
+
+/// A body's share of the budget, given back when the request is answered.
+#[derive(Debug)]
+pub struct BodyReservation {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl BodyBudget {
+    /// At most `bytes` of bodies at once (counted in KiB).
+    pub fn new(bytes: u64) -> Self {
+        let total_kib = u32::try_from(bytes / 1024).unwrap_or(u32::MAX >> 4).max(1);
+        Self {
+            kib: Arc::new(tokio::sync::Semaphore::new(total_kib as usize)),
+            total_kib,
+        }
+    }
+
+    /// Reserves room for a body of `bytes`, or `Overloaded`.
+    pub fn reserve(&self, bytes: u64) -> Result<BodyReservation, ApiError> {
+        let kib = u32::try_from(bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.total_kib);
+        self.kib
+            .clone()
+            .try_acquire_many_owned(kib)
+            .map(|permit| BodyReservation { _permit: permit })
+            .map_err(|_| ApiError::Overloaded)
+    }
+
+    /// KiB reserved now.
+    pub fn reserved_kib(&self) -> u32 {
+        self.total_kib
+            .saturating_sub(u32::try_from(self.kib.available_permits()).unwrap_or(u32::MAX))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,6 +277,18 @@ mod tests {
         assert!(limits.check(Provider::Pluggy, client).is_ok());
         assert!(limits.check(Provider::LiveTip, ip("203.0.113.2")).is_ok());
         assert!(RateLimits::new(0).check(Provider::LiveTip, client).is_ok());
+    }
+
+    #[test]
+    fn bodies_share_a_byte_budget() {
+        let budget = BodyBudget::new(3 * 1024 * 1024);
+        let a = budget.reserve(1_048_576);
+        let b = budget.reserve(2 * 1_048_576);
+        assert!(a.is_ok() && b.is_ok());
+        assert!(matches!(budget.reserve(300), Err(ApiError::Overloaded)));
+        drop(a);
+        assert!(budget.reserve(300).is_ok());
+        assert_eq!(budget.reserved_kib(), 2048);
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub struct PluggySimulation {
 #[derive(Debug, thiserror::Error)]
 pub enum SimulateError {
     /// Nothing to sign with.
-    #[error("PLUGGY_WEBHOOK_SECRET is empty: the gateway would refuse an unsigned event")]
+    #[error("PLUGGY_SIGNING_KEY is empty: the gateway would refuse an unsigned event")]
     NoSecret,
     /// The request failed before an answer.
     #[error("cannot reach {url}")]

@@ -13,13 +13,15 @@ use shared::Provider;
 
 use crate::audit::AuditSink;
 use crate::error::ApiError;
-use crate::guard::{InFlight, Networks, RateLimits, Slot};
+use crate::guard::{BodyBudget, BodyReservation, InFlight, Networks, RateLimits, Slot};
 
 /// Shared, read-mostly state of a running gateway.
 #[derive(Debug)]
 pub struct AppState {
-    /// Pluggy secrets (HMAC keys and header values).
+    /// Pluggy's `X-Pluggy-Webhook-Secret` values.
     pub pluggy_secrets: SecretList,
+    /// Pluggy's HMAC keys for `X-Pluggy-Signature` (never the header values).
+    pub pluggy_signing_keys: SecretList,
     /// Expected Pluggy `clientId`, when configured.
     pub pluggy_client_id: Option<String>,
     /// LiveTip tokens.
@@ -42,8 +44,34 @@ pub struct AppState {
     pub allowed_sources: [(Provider, Networks); 2],
     /// Per-client token buckets.
     pub rate_limits: RateLimits,
-    /// Bound on provider requests handled at once.
-    pub in_flight: InFlight,
+    /// Bound on requests handled at once, per provider: a flood on one route never
+    /// takes the other's slots.
+    pub in_flight: [(Provider, InFlight); 2],
+    /// Bytes of bodies held at once, all requests together.
+    pub body_budget: BodyBudget,
+    /// Bound on requests whose body must be read before they can be verified (Pluggy
+    /// signed with HMAC only): in all, per client address, and in time.
+    pub unverified: Unverified,
+}
+
+/// What an unverified request may hold: one of `global` slots (kept well under the
+/// provider's in-flight bound, so verified deliveries always find room), one of a few
+/// per client address, and its body for `body_timeout` at most.
+#[derive(Debug)]
+pub struct Unverified {
+    /// Unverified requests at once, all clients together.
+    pub global: InFlight,
+    /// Unverified requests at once per client address.
+    pub per_client: std::sync::Arc<shared::connection::PerClient>,
+    /// Deadline for an unverified body (short: Pluggy's bodies are a few KiB).
+    pub body_timeout: Duration,
+}
+
+/// Slots an unverified request holds until its answer.
+#[derive(Debug)]
+pub struct UnverifiedSlot {
+    _global: Slot,
+    _client: shared::connection::ClientSlot,
 }
 
 impl AppState {
@@ -57,7 +85,36 @@ impl AppState {
             return Err(ApiError::SourceNotAllowed);
         }
         self.rate_limits.check(provider, client)?;
-        self.in_flight.admit()
+        self.pool(provider).admit()
+    }
+
+    /// Reserves room for this request's body: its declared length, or the whole limit
+    /// when it declares none (chunked). 503 when bodies already fill the budget.
+    pub fn reserve_body(&self, headers: &http::HeaderMap) -> Result<BodyReservation, ApiError> {
+        let declared = crate::http::body::declared_length(headers);
+        self.body_budget
+            .reserve(declared.unwrap_or(self.body_limit).min(self.body_limit))
+    }
+
+    /// The in-flight bound of `provider`'s route.
+    pub fn pool(&self, provider: Provider) -> &InFlight {
+        let [(first, pool), (_, other)] = &self.in_flight;
+        if *first == provider { pool } else { other }
+    }
+
+    /// Lets a request whose credential needs its body (an HMAC signature) read it, or
+    /// says why not: its client already holds its share (429), or all unverified slots
+    /// are taken (503).
+    pub fn admit_unverified(&self, client: IpAddr) -> Result<UnverifiedSlot, ApiError> {
+        let Some(client) = self.unverified.per_client.admit(client) else {
+            return Err(ApiError::RateLimited {
+                retry_after_secs: 1,
+            });
+        };
+        Ok(UnverifiedSlot {
+            _global: self.unverified.global.admit()?,
+            _client: client,
+        })
     }
 
     /// Ready to take events: broker connected with confirm channels, not draining.

@@ -143,7 +143,7 @@ async fn beyond_the_in_flight_bound_requests_are_shed_with_503_not_queued() {
         );
         stream.write_all(request.as_bytes()).await.unwrap();
         holders.push(stream);
-        let gauge = format!("hookwire_gateway_in_flight {held}");
+        let gauge = format!("hookwire_gateway_in_flight{{provider=\"livetip\"}} {held}");
         hookwire_tests::eventually("holder admitted", Duration::from_secs(5), || async {
             let metrics = hookwire_tests::http_client::get(gw.admin, "/metrics").await;
             String::from_utf8_lossy(&metrics.body)

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use hookwire_tests::broker::take;
-use hookwire_tests::gateway::{GatewaySettings, LIVETIP_TOKEN, spawn_gateway, spawn_gateway_with};
+use hookwire_tests::gateway::{GatewaySettings, LIVETIP_TOKEN, spawn_gateway_with};
 use hookwire_tests::http_client::post;
 use serde_json::json;
 use shared::Provider;
@@ -12,18 +12,24 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_concurrent_requests_are_each_confirmed_and_queued() {
-    let gw = spawn_gateway().await;
+    // All 300 come from one address: allowed that many connections here (the default
+    // per-client cap is 128).
+    let gw =
+        spawn_gateway_with(GatewaySettings::default().arg("--max-connections-per-client", "512"))
+            .await;
+    gw.wait_ready().await;
     let requests = 300;
     let mut tasks = Vec::new();
     for i in 0..requests {
         let addr = gw.addr;
         tasks.push(tokio::spawn(async move {
             let body = json!({"event": "payment_pending", "payment": {"sender": "s", "amount": i, "paymentId": format!("c{i}"), "paid": false}});
-            post(addr, "/webhook", &[("content-type", "application/json"), ("x-livetip-webhook-secret-token", LIVETIP_TOKEN)], body.to_string()).await.status
+            let r = post(addr, "/webhook", &[("content-type", "application/json"), ("x-livetip-webhook-secret-token", LIVETIP_TOKEN)], body.to_string()).await; (r.status, r.body)
         }));
     }
     for task in tasks {
-        assert_eq!(task.await.unwrap(), 200);
+        let (status, body) = task.await.unwrap();
+        assert_eq!(status, 200, "{body:?}");
     }
     let ids: BTreeSet<String> = take(&gw.queue(Provider::LiveTip), requests)
         .await

@@ -2,7 +2,7 @@
 
 use hookwire_tests::broker::{drain, take};
 use hookwire_tests::gateway::{
-    GatewaySettings, LIVETIP_TOKEN, PLUGGY_NEW, spawn_gateway, spawn_gateway_with,
+    GatewaySettings, LIVETIP_TOKEN, PLUGGY_KEY_NEW, spawn_gateway, spawn_gateway_with,
 };
 use hookwire_tests::http_client::{chunked, get, post, raw_exchange, send};
 use hookwire_tests::pluggy_signature;
@@ -94,7 +94,7 @@ async fn exactly_one_mebibyte_passes_one_byte_more_does_not() {
 async fn pluggy_over_the_limit_is_refused_even_when_signed() {
     let gw = spawn_gateway().await;
     let body = format!(r#"{{"event":"item/updated","pad":"{}"}}"#, "y".repeat(MIB));
-    let sig = pluggy_signature(PLUGGY_NEW, body.as_bytes());
+    let sig = pluggy_signature(PLUGGY_KEY_NEW, body.as_bytes());
     let head = format!(
         "POST /api/banking/pluggy/webhook/ HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nX-Pluggy-Signature: {sig}\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
     );
@@ -148,6 +148,7 @@ async fn unknown_paths_wrong_methods_and_health() {
 async fn an_unconfigured_provider_accepts_nothing() {
     let gw = spawn_gateway_with(GatewaySettings {
         pluggy_secrets: None,
+        pluggy_keys: None,
         livetip_tokens: Some(" , ".into()),
         ..GatewaySettings::default()
     })

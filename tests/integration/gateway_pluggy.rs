@@ -1,7 +1,9 @@
 //! Pluggy ingest: both ways of authenticating, rotation, payload rules, the queued envelope.
 
 use hookwire_tests::broker::{drain, header, take};
-use hookwire_tests::gateway::{PLUGGY_NEW, PLUGGY_OLD, spawn_gateway};
+use hookwire_tests::gateway::{
+    PLUGGY_KEY_NEW, PLUGGY_KEY_OLD, PLUGGY_NEW, PLUGGY_OLD, spawn_gateway,
+};
 use hookwire_tests::http_client::post;
 use hookwire_tests::pluggy_signature;
 use shared::Provider;
@@ -14,7 +16,10 @@ async fn signed_delivery_is_queued_byte_identical_with_its_envelope() {
     let gw = spawn_gateway().await;
     // Odd spacing, key order and non-ASCII: any re-encoding would show.
     let body = "{ \"eventId\":\"d876fd7c-1\",  \"event\":\"item/updated\",\"itemId\":\"a5c7\",\"note\":\"ação\" }\n";
-    let signature = format!("sha256={}", pluggy_signature(PLUGGY_NEW, body.as_bytes()));
+    let signature = format!(
+        "sha256={}",
+        pluggy_signature(PLUGGY_KEY_NEW, body.as_bytes())
+    );
     let response = post(
         gw.addr,
         PATH,
@@ -92,14 +97,14 @@ async fn every_accepted_credential_form_and_both_rotated_secrets_pass() {
     let gw = spawn_gateway().await;
     let body = br#"{"event":"item/created","eventId":"e-rot","itemId":"i1"}"#;
     let forms = [
-        ("x-pluggy-signature", pluggy_signature(PLUGGY_OLD, body)),
+        ("x-pluggy-signature", pluggy_signature(PLUGGY_KEY_OLD, body)),
         (
             "x-pluggy-signature",
-            pluggy_signature(PLUGGY_NEW, body).to_uppercase(),
+            pluggy_signature(PLUGGY_KEY_NEW, body).to_uppercase(),
         ),
         (
             "x-pluggy-signature",
-            format!("sha256={}", pluggy_signature(PLUGGY_OLD, body)),
+            format!("sha256={}", pluggy_signature(PLUGGY_KEY_OLD, body)),
         ),
         ("x-pluggy-webhook-secret", PLUGGY_OLD.to_owned()),
         ("x-pluggy-webhook-secret", PLUGGY_NEW.to_owned()),
@@ -111,7 +116,7 @@ async fn every_accepted_credential_form_and_both_rotated_secrets_pass() {
         }
     }
     // A wrong secret header does not spoil a valid signature: either way suffices.
-    let sig = pluggy_signature(PLUGGY_NEW, body);
+    let sig = pluggy_signature(PLUGGY_KEY_NEW, body);
     let response = post(
         gw.addr,
         PATH,
@@ -150,7 +155,7 @@ async fn missing_and_wrong_credentials_are_refused_and_nothing_is_queued() {
         (
             vec![(
                 "x-pluggy-signature",
-                pluggy_signature(PLUGGY_NEW, b"a different body"),
+                pluggy_signature(PLUGGY_KEY_NEW, b"a different body"),
             )],
             403,
         ),

@@ -78,7 +78,7 @@ async fn a_bad_setting_stops_start_up_and_names_the_variable() {
 /// Secrets never reach the log, at the most verbose level, whatever the request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_is_ever_logged() {
-    use hookwire_tests::gateway::{PLUGGY_NEW, PLUGGY_OLD};
+    use hookwire_tests::gateway::{PLUGGY_KEY_OLD, PLUGGY_NEW, PLUGGY_OLD};
     use hookwire_tests::http_client::post;
     let log_path = std::env::temp_dir().join(format!(
         "hookwire-log-{}.jsonl",
@@ -96,7 +96,7 @@ async fn no_secret_is_ever_logged() {
     .await;
     hookwire_tests::http_client::wait_ready("gateway", gw.addr).await;
     let body = serde_json::json!({"event": "item/updated", "eventId": "log-1"}).to_string();
-    let signature = hookwire_tests::pluggy_signature(PLUGGY_OLD, body.as_bytes());
+    let signature = hookwire_tests::pluggy_signature(PLUGGY_KEY_OLD, body.as_bytes());
     for headers in [
         vec![("x-pluggy-webhook-secret", PLUGGY_NEW)],
         vec![("x-pluggy-signature", signature.as_str())],
@@ -130,6 +130,7 @@ async fn no_secret_is_ever_logged() {
     for secret in [
         PLUGGY_NEW,
         PLUGGY_OLD,
+        PLUGGY_KEY_OLD,
         LIVETIP_TOKEN,
         "admin-secret-token",
         signature.as_str(),

@@ -5,7 +5,7 @@ use std::process::Output;
 
 use hookwire_tests::broker::{drain, take};
 use hookwire_tests::fake_pluggy::FakePluggy;
-use hookwire_tests::gateway::{PLUGGY_NEW, spawn_gateway};
+use hookwire_tests::gateway::{PLUGGY_KEY_NEW, PLUGGY_NEW, spawn_gateway};
 use hookwire_tests::process::binary;
 use serde_json::json;
 use shared::Provider;
@@ -112,10 +112,10 @@ async fn setup_webhook_refuses_urls_pluggy_cannot_call_before_calling_pluggy() {
     assert!(s.webhooks.is_empty());
 }
 
-async fn simulate(secret: &str, args: &[&str]) -> Output {
+async fn simulate(key: &str, args: &[&str]) -> Output {
     tokio::process::Command::new(binary("test-gateway"))
         .env_clear()
-        .env("PLUGGY_WEBHOOK_SECRET", secret)
+        .env("PLUGGY_SIGNING_KEY", key)
         .args(["simulate", "pluggy"])
         .args(args)
         .output()
@@ -128,7 +128,7 @@ async fn simulate_sends_a_signed_event_that_the_gateway_queues() {
     let gw = spawn_gateway().await;
     let url = format!("http://{}/api/banking/pluggy/webhook/", gw.addr);
     let sent = simulate(
-        PLUGGY_NEW,
+        PLUGGY_KEY_NEW,
         &[
             "item/updated",
             "--status",
@@ -156,7 +156,8 @@ async fn simulate_sends_a_signed_event_that_the_gateway_queues() {
     assert_eq!(body["itemId"], "item-sim");
     assert_eq!(body["status"], "ACTIVE");
 
-    let refused = simulate("not-the-secret", &["item/error", "--url", &url]).await;
+    // The header secret is no signing key.
+    let refused = simulate(PLUGGY_NEW, &["item/error", "--url", &url]).await;
     assert_eq!(refused.status.code(), Some(1));
     assert!(
         stdout(&refused)

@@ -185,10 +185,18 @@ async fn errors_deletions_and_transaction_events_follow_the_guide() {
     .await;
     wait_finished(&conn, 1, Duration::from_secs(30)).await;
 
+    // The error is confirmed at Pluggy, and Pluggy's version of it is what is stored.
+    {
+        let mut state = fake.state.lock().unwrap();
+        let item = state.items.get_mut("it2").unwrap();
+        item["status"] = serde_json::json!("LOGIN_ERROR");
+        item["error"] =
+            serde_json::json!({"code": "INVALID_CREDENTIALS", "message": "Senha inválida"});
+    }
     send(
         &gw,
         serde_json::json!({"event": "item/error", "eventId": "c-2", "itemId": "it2",
-        "error": {"code": "INVALID_CREDENTIALS", "message": "Senha inválida"}}),
+        "error": {"code": "INVALID_CREDENTIALS", "message": "whatever the payload says"}}),
     )
     .await;
     wait_finished(&conn, 2, Duration::from_secs(30)).await;
@@ -199,6 +207,12 @@ async fn errors_deletions_and_transaction_events_follow_the_guide() {
             .all(|a| a.sync_status == "error" && a.sync_error.as_deref() == Some("Senha inválida"))
     );
 
+    // Deleted at Pluggy first: the worker refetches the ids and finds them gone.
+    fake.state
+        .lock()
+        .unwrap()
+        .transactions
+        .retain(|t| t["id"] != "it2-acc0-tx1" && t["id"] != "it2-acc0-tx2");
     send(&gw, serde_json::json!({"event": "transactions/deleted", "eventId": "c-3", "itemId": "it2", "accountId": "it2-acc0", "transactionIds": ["it2-acc0-tx1", "it2-acc0-tx2"]})).await;
     // A new transaction appears at Pluggy; transactions/created fetches from the given time.
     fake.state.lock().unwrap().transactions.push(serde_json::json!({"id": "it2-acc1-new", "accountId": "it2-acc1",
@@ -219,6 +233,7 @@ async fn errors_deletions_and_transaction_events_follow_the_guide() {
     let new = transaction_row(&conn, "it2-acc1-new").await;
     assert_eq!(new.amount, "99.90");
 
+    fake.state.lock().unwrap().items.remove("it2");
     send(
         &gw,
         serde_json::json!({"event": "item/deleted", "eventId": "c-5", "itemId": "it2"}),
@@ -426,4 +441,90 @@ async fn two_events_about_one_entity_without_event_ids_are_two_events() {
         .collect();
     assert_eq!(statuses.len(), 2, "two effects: {statuses:?}");
     assert!(statuses.contains(&"OFFLINE".to_owned()) && statuses.contains(&"ONLINE".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_pluggy_contradicts_change_nothing_and_a_wrong_deactivation_heals() {
+    let fake = FakePluggy::start().await;
+    seed(&mut fake.state.lock().unwrap(), "it5", "UPDATED", "SUCCESS");
+    let db = TestDatabase::postgres().await;
+    let gw = spawn_gateway().await;
+    let worker = pluggy_worker(&db, &gw, &fake).await;
+    let conn = db.connect().await;
+    send(
+        &gw,
+        serde_json::json!({"event": "item/updated", "eventId": "f-1", "itemId": "it5"}),
+    )
+    .await;
+    wait_finished(&conn, 1, Duration::from_secs(30)).await;
+
+    // Forged with a captured secret: Pluggy still serves the item, still lists the
+    // transactions, and shows no error.
+    for body in [
+        serde_json::json!({"event": "item/deleted", "eventId": "f-2", "itemId": "it5"}),
+        serde_json::json!({"event": "transactions/deleted", "eventId": "f-3", "itemId": "it5", "accountId": "it5-acc0", "transactionIds": ["it5-acc0-tx1"]}),
+        serde_json::json!({"event": "item/error", "eventId": "f-4", "itemId": "it5", "error": {"code": "INVALID_CREDENTIALS", "message": "x"}}),
+    ] {
+        send(&gw, body).await;
+    }
+    let rejected =
+        hookwire_tests::eventually("three events rejected", Duration::from_secs(30), || async {
+            let rows = hookwire_tests::worker::event_rows(&conn).await;
+            let rejected: Vec<_> = rows
+                .into_iter()
+                .filter(|r| r.status == "rejected")
+                .collect();
+            (rejected.len() == 3).then_some(rejected)
+        })
+        .await;
+    assert!(rejected.iter().all(|r| r.attempts == 1));
+    assert!(item_row(&conn, "it5").await.deleted_at.is_none());
+    assert!(item_row(&conn, "it5").await.error.is_none());
+    let accounts = Accounts::find().all(&conn).await.unwrap();
+    assert!(
+        accounts
+            .iter()
+            .all(|a| a.is_active && a.sync_status == "ok")
+    );
+    assert!(!transaction_row(&conn, "it5-acc0-tx1").await.deleted);
+    let logs = Logs::find()
+        .filter(shared::db::entities::webhook_log::Column::Status.eq("error"))
+        .all(&conn)
+        .await
+        .unwrap();
+    assert_eq!(logs.len(), 3, "each rejection is in the spec's log");
+    let metrics = hookwire_tests::scrape(worker.health).await;
+    assert_eq!(
+        hookwire_tests::metric_value(&metrics, "hookwire_worker_pluggy_contradicted_total", &[]),
+        3.0
+    );
+
+    // An account deactivated by a deletion Pluggy does not confirm (the old behaviour,
+    // or a deletion later undone) is active again once a sync finds it listed.
+    <Accounts as EntityTrait>::update_many()
+        .col_expr(
+            shared::db::entities::bank_account::Column::IsActive,
+            sea_orm::sea_query::Expr::value(false),
+        )
+        .col_expr(
+            shared::db::entities::bank_account::Column::SyncStatus,
+            sea_orm::sea_query::Expr::value("deleted"),
+        )
+        .exec(&conn)
+        .await
+        .unwrap();
+    send(
+        &gw,
+        serde_json::json!({"event": "item/updated", "eventId": "f-5", "itemId": "it5"}),
+    )
+    .await;
+    wait_finished(&conn, 5, Duration::from_secs(30)).await;
+    let accounts = Accounts::find().all(&conn).await.unwrap();
+    assert_eq!(accounts.len(), 3);
+    assert!(
+        accounts
+            .iter()
+            .all(|a| a.is_active && a.sync_status == "ok"),
+        "{accounts:#?}"
+    );
 }

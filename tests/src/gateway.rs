@@ -13,6 +13,10 @@ use crate::http_client::get;
 pub const PLUGGY_SECRETS: &str = "pluggy-old-secret,pluggy-new-secret";
 pub const PLUGGY_OLD: &str = "pluggy-old-secret";
 pub const PLUGGY_NEW: &str = "pluggy-new-secret";
+/// HMAC keys for `X-Pluggy-Signature`, distinct from the header secrets.
+pub const PLUGGY_KEYS: &str = "pluggy-old-key,pluggy-new-key";
+pub const PLUGGY_KEY_OLD: &str = "pluggy-old-key";
+pub const PLUGGY_KEY_NEW: &str = "pluggy-new-key";
 pub const LIVETIP_TOKENS: &str = "2400613d5c2fb33d76e76c298d1dab4c,livetip-next-token";
 pub const LIVETIP_TOKEN: &str = "2400613d5c2fb33d76e76c298d1dab4c";
 pub const LIVETIP_NEXT: &str = "livetip-next-token";
@@ -32,6 +36,7 @@ pub struct TestGateway {
 pub struct GatewaySettings {
     pub amqp_url: String,
     pub pluggy_secrets: Option<String>,
+    pub pluggy_keys: Option<String>,
     pub livetip_tokens: Option<String>,
     pub database_url: Option<String>,
     pub extra: Vec<String>,
@@ -42,6 +47,7 @@ impl Default for GatewaySettings {
         Self {
             amqp_url: crate::amqp_url(),
             pluggy_secrets: Some(PLUGGY_SECRETS.into()),
+            pluggy_keys: Some(PLUGGY_KEYS.into()),
             livetip_tokens: Some(LIVETIP_TOKENS.into()),
             database_url: None,
             extra: Vec::new(),
@@ -90,6 +96,9 @@ pub async fn spawn_gateway_with(settings: GatewaySettings) -> TestGateway {
     ];
     if let Some(secrets) = &settings.pluggy_secrets {
         args.extend(["--pluggy-webhook-secret".into(), secrets.clone()]);
+    }
+    if let Some(keys) = &settings.pluggy_keys {
+        args.extend(["--pluggy-signing-key".into(), keys.clone()]);
     }
     if let Some(tokens) = &settings.livetip_tokens {
         args.extend(["--livetip-webhook-token".into(), tokens.clone()]);

@@ -56,6 +56,7 @@ impl GatewayProcess {
             .env("AMQP_URL", crate::amqp_url())
             .env("AMQP_PREFIX", topology.prefix())
             .env("PLUGGY_WEBHOOK_SECRET", PLUGGY_SECRETS)
+            .env("PLUGGY_SIGNING_KEY", crate::gateway::PLUGGY_KEYS)
             .env("LIVETIP_WEBHOOK_TOKEN", LIVETIP_TOKENS)
             .envs(extra_env.iter().copied())
             .stdin(Stdio::null())

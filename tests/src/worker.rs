@@ -185,10 +185,10 @@ pub async fn event_rows(db: &DatabaseConnection) -> Vec<webhook_event::Model> {
     WebhookEvents::find().all(db).await.unwrap()
 }
 
-/// Inbox rows in a final state (processed or ignored).
+/// Inbox rows in a final state (processed, ignored or rejected).
 pub async fn finished_count(db: &DatabaseConnection) -> u64 {
     WebhookEvents::find()
-        .filter(Column::Status.is_in(["processed", "ignored"]))
+        .filter(Column::Status.is_in(["processed", "ignored", "rejected"]))
         .count(db)
         .await
         .unwrap_or(0)

@@ -61,7 +61,7 @@ impl Stats {
     pub(crate) fn record_applied(&self, applied: Applied) {
         match applied {
             Applied::Processed => &self.processed,
-            Applied::Ignored => &self.ignored,
+            Applied::Ignored | Applied::Rejected => &self.ignored,
         }
         .fetch_add(1, Ordering::Relaxed);
     }

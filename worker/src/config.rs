@@ -167,9 +167,15 @@ pub struct WorkerSettings {
     #[arg(long, env = "WORKER_LEASE", default_value = "30s", value_parser = parse_duration)]
     pub worker_lease: Duration,
 
-    /// Health (and later metrics) listener.
-    #[arg(long, env = "WORKER_METRICS_ADDR", default_value = "0.0.0.0:9100")]
+    /// `/healthz`, `/readyz`, `/metrics` listener, unauthenticated: loopback unless set
+    /// (compose and Kubernetes set `0.0.0.0:9100` behind their network policy).
+    #[arg(long, env = "WORKER_METRICS_ADDR", default_value = "127.0.0.1:9100")]
     pub worker_metrics_addr: SocketAddr,
+
+    /// A connection to the health listener that sends nothing this long (a scrape takes
+    /// milliseconds) is closed, so silent sockets cannot hold the listener.
+    #[arg(long, env = "WORKER_HTTP_IDLE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub worker_http_idle_timeout: Duration,
 
     /// On SIGTERM, how long in-flight events may take before unfinished ones are
     /// handed back to the broker.
@@ -377,6 +383,12 @@ mod tests {
             .map_err(|e| e.to_string())
             .and_then(|c| c.settings.check());
         assert!(small_pool.is_err_and(|e| e.contains("DATABASE_MAX_CONNECTIONS (8)")));
+    }
+
+    #[test]
+    fn the_unauthenticated_listener_is_loopback_by_default() {
+        let cli = Cli::try_parse_from(["worker"]).map(|c| c.settings.worker_metrics_addr);
+        assert!(cli.is_ok_and(|addr| addr.ip().is_loopback()));
     }
 
     #[test]

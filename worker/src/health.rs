@@ -1,6 +1,8 @@
 //! `/healthz`, `/readyz` and `/metrics` on `WORKER_METRICS_ADDR`, for orchestrators and
 //! Prometheus. Unauthenticated like any metrics port: no secret or personal data is
-//! in it; keep the port off the public network (the NetworkPolicy does).
+//! in it. It listens on loopback unless told otherwise; where Prometheus scrapes it
+//! (compose, Kubernetes) the NetworkPolicy keeps the port off the public network.
+//! Silent sockets are closed and one address holds few connections, as on the gateway.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -15,31 +17,55 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use shared::connection::{Activity, PerClient, Tracked};
+
 use crate::app::WorkerContext;
 
 /// Serves until `shutdown`.
 pub async fn serve(listener: TcpListener, ctx: Arc<WorkerContext>, shutdown: CancellationToken) {
+    let per_client = PerClient::new(MAX_CONNECTIONS_PER_CLIENT);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = shutdown.cancelled() => return,
         };
-        let Ok((stream, _)) = accepted else {
+        let Ok((stream, peer)) = accepted else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
+        let Some(slot) = per_client.admit(peer.ip()) else {
+            continue;
+        };
         let ctx = ctx.clone();
+        let idle_timeout = ctx.settings.worker_http_idle_timeout;
         tokio::spawn(async move {
+            let activity = Activity::new();
+            let in_hand = activity.clone();
             let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
                 let ctx = ctx.clone();
-                async move { Ok::<_, Infallible>(route(&ctx, request.uri().path()).await) }
+                let busy = in_hand.busy();
+                async move {
+                    let response = route(&ctx, request.uri().path()).await;
+                    drop(busy);
+                    Ok::<_, Infallible>(response)
+                }
             });
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let connection = builder.serve_connection(
+                TokioIo::new(Tracked::new(stream, activity.clone())),
+                service,
+            );
+            tokio::select! {
+                _ = connection => {}
+                () = activity.idle(idle_timeout) => {}
+            }
+            drop(slot);
         });
     }
 }
+
+/// Prometheus and the kubelet need a handful each.
+const MAX_CONNECTIONS_PER_CLIENT: usize = 32;
 
 async fn route(ctx: &WorkerContext, path: &str) -> Response<Full<Bytes>> {
     match path {

@@ -321,6 +321,7 @@ async fn apply_and_commit(
         let status = match applied {
             Applied::Processed => Status::Processed,
             Applied::Ignored => Status::Ignored,
+            Applied::Rejected => Status::Rejected,
         };
         if !inbox::complete(&txn, owner, status, &ctx.worker_id).await? {
             // Our lease expired and another copy took the event over: it will finish it.

@@ -81,9 +81,10 @@ fn authorize(state: &AdminState, request: &Request<Incoming>) -> Result<(), ApiE
         .headers()
         .get(header::AUTHORIZATION)
         .map(|v| v.as_bytes())
-        .and_then(|v| {
-            v.strip_prefix(b"Bearer ")
-                .or_else(|| v.strip_prefix(b"bearer "))
+        // The scheme is case-insensitive (RFC 9110 11.1): `Bearer`, `bearer`, `BEARER`.
+        .and_then(|v| match v.split_at_checked(7) {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case(b"bearer ") => Some(token),
+            _ => None,
         })
         .map(<[u8]>::trim_ascii)
         .filter(|v| !v.is_empty());
@@ -148,8 +149,16 @@ async fn route(
 /// Requests in flight are read at scrape time rather than counted per request: the
 /// bound already keeps the number, and the ingest path pays nothing for the gauge.
 fn metrics_response(app: &AppState) -> Response<Full<Bytes>> {
-    metrics::gauge!("hookwire_gateway_in_flight").set(app.in_flight.current() as f64);
-    metrics::gauge!("hookwire_gateway_in_flight_limit").set(app.in_flight.max() as f64);
+    for (provider, pool) in &app.in_flight {
+        let provider = provider.as_str();
+        metrics::gauge!("hookwire_gateway_in_flight", "provider" => provider)
+            .set(pool.current() as f64);
+        metrics::gauge!("hookwire_gateway_in_flight_limit", "provider" => provider)
+            .set(pool.max() as f64);
+    }
+    metrics::gauge!("hookwire_gateway_unverified_in_flight")
+        .set(app.unverified.global.current() as f64);
+    metrics::gauge!("hookwire_gateway_unverified_limit").set(app.unverified.global.max() as f64);
     let mut response = Response::new(Full::new(Bytes::from(shared::metrics::render())));
     response.headers_mut().insert(
         header::CONTENT_TYPE,

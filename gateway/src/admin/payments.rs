@@ -31,8 +31,10 @@ pub async fn create(
     if !is_json(request.headers()) {
         return Err(ApiError::UnsupportedMediaType);
     }
+    let (parts, body) = request.into_parts();
     let body = read_limited(
-        request.into_body(),
+        body,
+        &parts.headers,
         BODY_LIMIT,
         std::time::Duration::from_secs(10),
     )

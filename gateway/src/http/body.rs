@@ -11,13 +11,29 @@ use crate::error::ApiError;
 
 /// Refuses a declared `Content-Length` above the limit before a byte is read.
 pub fn check_declared_length(headers: &HeaderMap, limit: u64) -> Result<(), ApiError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    match declared {
+    match declared_length(headers) {
         Some(length) if length > limit => Err(ApiError::PayloadTooLarge { limit }),
         _ => Ok(()),
+    }
+}
+
+/// Refuses a body in a coding we do not decode: a transfer coding other than `chunked`
+/// (`gzip, chunked` would otherwise reach the parser still compressed, or be taken for
+/// what it is not) and any content coding but `identity`.
+pub fn check_codings(headers: &HeaderMap) -> Result<(), ApiError> {
+    let only = |name: header::HeaderName, allowed: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .flat_map(|v| v.to_str().unwrap_or("?").split(','))
+            .map(str::trim)
+            .filter(|coding| !coding.is_empty())
+            .all(|coding| coding.eq_ignore_ascii_case(allowed))
+    };
+    if only(header::TRANSFER_ENCODING, "chunked") && only(header::CONTENT_ENCODING, "identity") {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType)
     }
 }
 
@@ -32,20 +48,34 @@ pub fn is_json(headers: &HeaderMap) -> bool {
 
 /// Reads the whole body, stopping as soon as it passes `limit` bytes or `timeout` expires.
 ///
-/// A chunked body has no declared length, so the limit is enforced frame by frame: the
-/// buffer never grows beyond `limit`.
+/// With a declared length the buffer is allocated once, at that size, when the first
+/// bytes arrive (a client that declares and sends nothing costs nothing), and never
+/// grows: hyper refuses more bytes than declared. A chunked body has no declared
+/// length, so the limit is enforced frame by frame.
 pub async fn read_limited(
     body: Incoming,
+    headers: &HeaderMap,
     limit: u64,
     timeout: Duration,
 ) -> Result<Bytes, ApiError> {
-    tokio::time::timeout(timeout, collect(body, limit))
+    tokio::time::timeout(timeout, collect(body, declared_length(headers), limit))
         .await
         .map_err(|_| ApiError::BodyTimeout)?
 }
 
-async fn collect(mut body: Incoming, limit: u64) -> Result<Bytes, ApiError> {
+/// The declared `Content-Length`, when there is a readable one.
+pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+}
+
+async fn collect(mut body: Incoming, declared: Option<u64>, limit: u64) -> Result<Bytes, ApiError> {
     let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
+    let capacity = declared
+        .filter(|&length| length <= limit)
+        .and_then(|length| usize::try_from(length).ok());
     let mut buffer = BytesMut::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(ApiError::BodyRead)?;
@@ -58,7 +88,7 @@ async fn collect(mut body: Incoming, limit: u64) -> Result<Bytes, ApiError> {
                 if body.is_end_stream() {
                     return Ok(data);
                 }
-                buffer.reserve(data.len());
+                buffer.reserve(capacity.unwrap_or(data.len()));
             }
             buffer.extend_from_slice(&data);
         }
@@ -85,6 +115,22 @@ mod tests {
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
             assert_eq!(is_json(&headers), expected, "{value}");
         }
+    }
+
+    #[test]
+    fn only_codings_we_decode_pass() {
+        let with = |name: &'static str, value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(name, HeaderValue::from_static(value));
+            check_codings(&headers).is_ok()
+        };
+        assert!(check_codings(&HeaderMap::new()).is_ok());
+        assert!(with("transfer-encoding", "chunked"));
+        assert!(with("transfer-encoding", "Chunked"));
+        assert!(with("content-encoding", "identity"));
+        assert!(!with("transfer-encoding", "gzip, chunked"));
+        assert!(!with("transfer-encoding", "deflate"));
+        assert!(!with("content-encoding", "gzip"));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use shared::provider::Provider;
 
 use super::enqueue;
 use crate::error::{ApiError, json_response};
-use crate::http::body::{check_declared_length, is_json, read_limited};
+use crate::http::body::{check_codings, check_declared_length, is_json, read_limited};
 use crate::state::{AppState, RequestContext};
 use crate::verify::pluggy::{HeaderCheck, check_headers, verify_signature};
 
@@ -22,17 +22,48 @@ pub async fn handle(
 ) -> Result<Response<Full<Bytes>>, ApiError> {
     let (parts, body) = request.into_parts();
     check_declared_length(&parts.headers, state.body_limit)?;
+    check_codings(&parts.headers)?;
     let verify = super::verify_span(Provider::Pluggy);
-    let header_check = verify.in_scope(|| check_headers(&state.pluggy_secrets, &parts.headers))?;
+    let header_check = verify.in_scope(|| {
+        check_headers(
+            &state.pluggy_secrets,
+            &state.pluggy_signing_keys,
+            &parts.headers,
+        )
+    })?;
     // Pluggy sends JSON; a request that declares something else is refused, one that
     // declares nothing is judged by its body.
     if parts.headers.contains_key(http::header::CONTENT_TYPE) && !is_json(&parts.headers) {
         return Err(ApiError::UnsupportedMediaType);
     }
-    let body = read_limited(body, state.body_limit, state.body_read_timeout).await?;
-    if let HeaderCheck::NeedsBody(signature) = header_check {
-        verify.in_scope(|| verify_signature(&state.pluggy_secrets, &signature, &body))?;
-    }
+    // A signature can only be checked over the body: until then the request is anyone's,
+    // so it reads under the unverified bounds (a few per client, a short deadline).
+    let (body, _unverified, _reserved) = match header_check {
+        HeaderCheck::Authentic => {
+            let reserved = state.reserve_body(&parts.headers)?;
+            let body = read_limited(
+                body,
+                &parts.headers,
+                state.body_limit,
+                state.body_read_timeout,
+            )
+            .await?;
+            (body, None, reserved)
+        }
+        HeaderCheck::NeedsBody(signature) => {
+            let slot = state.admit_unverified(ctx.client_ip)?;
+            let reserved = state.reserve_body(&parts.headers)?;
+            let body = read_limited(
+                body,
+                &parts.headers,
+                state.body_limit,
+                state.unverified.body_timeout,
+            )
+            .await?;
+            verify.in_scope(|| verify_signature(&state.pluggy_signing_keys, &signature, &body))?;
+            (body, Some(slot), reserved)
+        }
+    };
     let head = parse_head(&body).map_err(|e| ApiError::InvalidPayload(e.0))?;
     if let (Some(ours), Some(theirs)) = (&state.pluggy_client_id, &head.client_id)
         && ours != theirs

@@ -1,6 +1,7 @@
 //! Pluggy: an HMAC-SHA256 signature of the raw body (the product owner's guide) or the
 //! secret header Pluggy itself sends when the webhook was registered with it. Either
-//! one suffices.
+//! one suffices; they use separate secrets, since the header's value travels with every
+//! delivery and must never be enough to sign one.
 
 use hmac::{Hmac, KeyInit, Mac};
 use http::HeaderMap;
@@ -24,9 +25,14 @@ pub enum HeaderCheck {
     NeedsBody(Vec<u8>),
 }
 
-/// Decides what can be decided before reading the body.
-pub fn check_headers(secrets: &SecretList, headers: &HeaderMap) -> Result<HeaderCheck, ApiError> {
-    if secrets.is_empty() {
+/// Decides what can be decided before reading the body: the header secret is checked
+/// against `secrets`; a signature is only worth reading the body for when `keys` exist.
+pub fn check_headers(
+    secrets: &SecretList,
+    keys: &SecretList,
+    headers: &HeaderMap,
+) -> Result<HeaderCheck, ApiError> {
+    if secrets.is_empty() && keys.is_empty() {
         return Err(ApiError::ProviderNotConfigured);
     }
     let signature = header_bytes(headers, SIGNATURE_HEADER);
@@ -38,12 +44,12 @@ pub fn check_headers(secrets: &SecretList, headers: &HeaderMap) -> Result<Header
         return Ok(HeaderCheck::Authentic);
     }
     match signature.and_then(decode_signature) {
-        Some(signature) => Ok(HeaderCheck::NeedsBody(signature)),
-        None => Err(ApiError::InvalidCredential),
+        Some(signature) if !keys.is_empty() => Ok(HeaderCheck::NeedsBody(signature)),
+        _ => Err(ApiError::InvalidCredential),
     }
 }
 
-/// Verifies the signature over the exact body bytes against every active secret.
+/// Verifies the signature over the exact body bytes against every active key.
 pub fn verify_signature(
     secrets: &SecretList,
     signature: &[u8],
@@ -99,6 +105,7 @@ mod tests {
     #[test]
     fn signature_in_any_accepted_form_verifies() {
         let secrets = SecretList::parse("old,new");
+        let none = SecretList::default();
         let body = br#"{"event":"item/updated"}"#;
         for form in [
             sign("new", body),
@@ -106,7 +113,7 @@ mod tests {
             format!("sha256={}", sign("new", body)),
             format!("SHA256={}", sign("old", body)),
         ] {
-            let check = check_headers(&secrets, &with(SIGNATURE_HEADER, &form));
+            let check = check_headers(&none, &secrets, &with(SIGNATURE_HEADER, &form));
             let Ok(HeaderCheck::NeedsBody(sig)) = check else {
                 panic!("{form}: {check:?}");
             };
@@ -121,12 +128,25 @@ mod tests {
     #[test]
     fn secret_header_alone_authenticates() {
         let secrets = SecretList::parse("s1");
+        let keys = SecretList::parse("k1");
         assert_eq!(
-            check_headers(&secrets, &with(SECRET_HEADER, "s1")).ok(),
+            check_headers(&secrets, &keys, &with(SECRET_HEADER, "s1")).ok(),
             Some(HeaderCheck::Authentic)
         );
         assert!(matches!(
-            check_headers(&secrets, &with(SECRET_HEADER, "s2")),
+            check_headers(&secrets, &keys, &with(SECRET_HEADER, "s2")),
+            Err(ApiError::InvalidCredential)
+        ));
+        // The header secret is no signing key: a body signed with it does not verify.
+        let body = b"{}";
+        let forged = with(SIGNATURE_HEADER, &sign("s1", body));
+        let Ok(HeaderCheck::NeedsBody(sig)) = check_headers(&secrets, &keys, &forged) else {
+            panic!("a well-formed signature needs the body");
+        };
+        assert!(verify_signature(&keys, &sig, body).is_err());
+        // Without signing keys a signature is refused before the body is read.
+        assert!(matches!(
+            check_headers(&secrets, &SecretList::default(), &forged),
             Err(ApiError::InvalidCredential)
         ));
     }
@@ -134,16 +154,18 @@ mod tests {
     #[test]
     fn missing_and_malformed_credentials() {
         let secrets = SecretList::parse("s1");
+        let keys = SecretList::parse("k1");
+        let none = SecretList::default();
         assert!(matches!(
-            check_headers(&secrets, &HeaderMap::new()),
+            check_headers(&secrets, &keys, &HeaderMap::new()),
             Err(ApiError::MissingCredential)
         ));
         assert!(matches!(
-            check_headers(&secrets, &with(SIGNATURE_HEADER, "not-hex")),
+            check_headers(&secrets, &keys, &with(SIGNATURE_HEADER, "not-hex")),
             Err(ApiError::InvalidCredential)
         ));
         assert!(matches!(
-            check_headers(&SecretList::default(), &with(SECRET_HEADER, "s1")),
+            check_headers(&none, &none, &with(SECRET_HEADER, "s1")),
             Err(ApiError::ProviderNotConfigured)
         ));
     }

@@ -130,10 +130,17 @@ fn hostile_corpus_is_refused_cleanly() {
         livetip::parse(nul).map_err(|e| e.0),
         Err("payment.sender must not contain control characters".to_owned())
     );
-    // Duplicate keys: the last one wins, the same way for every reader of the bytes.
+    // Duplicate keys, at any depth: refused, since readers disagree on which one wins.
     let dup = br#"{"event":"item/created","event":"item/updated","eventId":"e"}"#;
-    assert_eq!(
-        pluggy::parse_head(dup).map(|h| h.event),
-        Ok("item/updated".to_owned())
+    assert!(
+        pluggy::parse_head(dup).is_err_and(|e| e.0.contains("the key \"event\" twice")),
+        "names the key"
     );
+    let nested = br#"{"event":"payment_confirmed","payment":{"sender":"s","amount":1,"amount":500,"paymentId":"p","paid":true}}"#;
+    assert!(livetip::parse(nested).is_err());
+    let in_array = br#"{"event":"x/y","list":[{"a":1,"a":2}]}"#;
+    assert!(pluggy::parse_head(in_array).is_err());
+    // The same key in sibling objects is no duplicate.
+    let siblings = br#"{"event":"x/y","a":{"k":1},"b":{"k":2},"n":1.50}"#;
+    assert!(pluggy::parse_head(siblings).is_ok());
 }

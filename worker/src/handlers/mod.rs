@@ -26,6 +26,8 @@ pub enum Applied {
     Processed,
     /// An event we record but do not act on.
     Ignored,
+    /// An event the provider's API contradicts: recorded, never applied.
+    Rejected,
 }
 
 /// A prepared event, ready to be written.

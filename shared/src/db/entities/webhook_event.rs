@@ -16,6 +16,9 @@ pub enum Status {
     Retrying,
     /// Dead-lettered; a replay may claim it again.
     Dead,
+    /// Contradicted by the provider's API (a forged or stale event): recorded, never
+    /// applied; a copy is a duplicate.
+    Rejected,
 }
 
 impl Status {
@@ -27,12 +30,15 @@ impl Status {
             Self::Ignored => "ignored",
             Self::Retrying => "retrying",
             Self::Dead => "dead",
+            Self::Rejected => "rejected",
         }
     }
 
     /// Whether the event's handling is over: a new copy is a duplicate.
     pub fn is_final(value: &str) -> bool {
-        value == Self::Processed.as_str() || value == Self::Ignored.as_str()
+        value == Self::Processed.as_str()
+            || value == Self::Ignored.as_str()
+            || value == Self::Rejected.as_str()
     }
 }
 

@@ -84,18 +84,20 @@ pub async fn candidates<C: ConnectionTrait>(
             }
         }
     }
-    let mut open = Condition::all()
-        .add(Column::Status.eq(PaymentStatus::Pending.as_str()))
-        .add(Column::LivetipPaymentId.is_null());
-    if completes {
-        open = Condition::any()
-            .add(open)
-            .add(Column::Status.eq(PaymentStatus::Underpaid.as_str()));
-    }
+    // Equality on the status (an IN list) keeps the (user_name, status) index usable:
+    // a sender's completed payments, however many, are never read here.
+    let statuses: &[&str] = if completes {
+        &[
+            PaymentStatus::Pending.as_str(),
+            PaymentStatus::Underpaid.as_str(),
+        ]
+    } else {
+        &[PaymentStatus::Pending.as_str()]
+    };
     let rows = Payments::find()
         .filter(Column::UserName.eq(incoming.sender.as_str()))
+        .filter(Column::Status.is_in(statuses.iter().copied()))
         .filter(Column::Currency.eq(incoming.currency.as_str()))
-        .filter(open)
         .order_by_asc(Column::CreatedAt)
         .order_by_asc(Column::Id)
         .all(db)
@@ -107,7 +109,11 @@ pub async fn candidates<C: ConnectionTrait>(
                 .is_some_and(|amount| (amount - incoming.amount).abs() < tolerance())
         })
         .filter(|p| {
-            p.status != PaymentStatus::Underpaid.as_str() || settles(completes, p, incoming)
+            if p.status == PaymentStatus::Pending.as_str() {
+                p.livetip_payment_id.is_none()
+            } else {
+                settles(completes, p, incoming)
+            }
         })
         .collect();
     let count = close.len();

@@ -103,10 +103,18 @@ pub async fn apply(
             summary = json!({"reason": reason});
             Applied::Ignored
         }
+        Plan::Contradicted { reason } => {
+            tracing::warn!(event, %reason, "Pluggy event contradicted by Pluggy's API; not applied");
+            metrics::counter!("hookwire_worker_pluggy_contradicted_total", "event" => crate::telemetry::event_label(shared::Provider::Pluggy, event))
+                .increment(1);
+            summary = json!({"reason": reason, "rejected": true});
+            Applied::Rejected
+        }
     };
     let (log_type, status) = match applied {
         Applied::Processed => ("webhook", "processed"),
         Applied::Ignored => ("event_ignored", "ignored"),
+        Applied::Rejected => ("event_ignored", "error"),
     };
     let mut data = serde_json::from_slice::<Value>(&envelope.body).unwrap_or(Value::Null);
     if let (Some(object), Value::Object(extra)) = (data.as_object_mut(), summary) {

@@ -10,8 +10,8 @@ use shared::payload::PayloadError;
 
 use super::KNOWN_EVENTS;
 use crate::error::WorkerError;
-use crate::pluggy::PluggyClient;
 use crate::pluggy::model::Item;
+use crate::pluggy::{PluggyClient, PluggyError};
 
 /// The writes an event calls for, with everything fetched.
 #[derive(Debug)]
@@ -42,15 +42,24 @@ pub enum Plan {
     Account { account: Value },
     /// Nothing to do, and why (recorded as ignored).
     Skip { reason: String },
+    /// Pluggy's API contradicts the event (an item said deleted that Pluggy still
+    /// serves, transactions said deleted that it still lists, an error it does not
+    /// show): nothing is applied, and it is recorded as rejected. A forged event can say
+    /// anything; only what the API confirms changes our data.
+    Contradicted { reason: String },
 }
 
-/// Events whose plan needs Pluggy's API (when it is configured); the others are
-/// recorded from the payload alone.
+/// Events whose plan needs Pluggy's API (when it is configured): syncs, and every
+/// destructive or state-changing event, which is confirmed there before it is applied.
+/// The others are recorded from the payload alone.
 const API_EVENTS: &[&str] = &[
     "item/created",
     "item/updated",
+    "item/deleted",
+    "item/error",
     "transactions/created",
     "transactions/updated",
+    "transactions/deleted",
     "account/created",
     "account/updated",
 ];
@@ -85,39 +94,66 @@ pub async fn prepare(
             reason: "event not handled".into(),
         });
     }
-    match event {
-        "item/error" => {
-            return Ok(Plan::ItemError {
-                item_id: required(payload, "itemId", event)?,
-                error: payload.get("error").cloned().unwrap_or(Value::Null),
-            });
-        }
-        "item/deleted" => {
-            return Ok(Plan::ItemDeleted {
-                item_id: required(payload, "itemId", event)?,
-            });
-        }
+    if matches!(
+        event,
         "item/waiting_user_input"
-        | "item/waiting_user_action"
-        | "item/login_succeeded"
-        | "connector/status_updated" => {
-            return Ok(Plan::Record {
-                item_id: field(payload, "itemId").map(str::to_owned),
-            });
-        }
-        "transactions/deleted" => {
-            return Ok(Plan::TransactionsDeleted {
-                ids: string_list(payload, "transactionIds"),
-            });
-        }
-        _ => {}
+            | "item/waiting_user_action"
+            | "item/login_succeeded"
+            | "connector/status_updated"
+    ) {
+        return Ok(Plan::Record {
+            item_id: field(payload, "itemId").map(str::to_owned),
+        });
     }
     let Some(client) = client else {
         return Ok(Plan::Skip {
-            reason: "Pluggy API not configured (PLUGGY_CLIENT_ID, PLUGGY_CLIENT_SECRET)".into(),
+            reason: "Pluggy API not configured (PLUGGY_CLIENT_ID, PLUGGY_CLIENT_SECRET): \
+                     nothing is synced, and no deletion or error is applied unconfirmed"
+                .into(),
         });
     };
     match event {
+        "item/deleted" => {
+            let item_id = required(payload, "itemId", event)?;
+            match client.item(&item_id).await {
+                Err(PluggyError::Status { status: 404, .. }) => Ok(Plan::ItemDeleted { item_id }),
+                Ok(_) => Ok(Plan::Contradicted {
+                    reason: "the item still exists at Pluggy".into(),
+                }),
+                Err(error) => Err(error.into()),
+            }
+        }
+        "item/error" => {
+            let item_id = required(payload, "itemId", event)?;
+            let item = client.item(&item_id).await?;
+            // What Pluggy shows, not what the payload claims, is stored.
+            match item.error.filter(|e| !e.is_null()) {
+                Some(error) => Ok(Plan::ItemError { item_id, error }),
+                None => Ok(Plan::Contradicted {
+                    reason: "Pluggy shows no error on the item".into(),
+                }),
+            }
+        }
+        "transactions/deleted" => {
+            let ids = string_list(payload, "transactionIds");
+            let still: std::collections::HashSet<String> = client
+                .transactions_by_ids(&ids)
+                .await?
+                .iter()
+                .filter_map(|t| field(t, "id").map(str::to_owned))
+                .collect();
+            let gone: Vec<String> = ids
+                .iter()
+                .filter(|id| !still.contains(*id))
+                .cloned()
+                .collect();
+            if gone.is_empty() && !ids.is_empty() {
+                return Ok(Plan::Contradicted {
+                    reason: "every listed transaction still exists at Pluggy".into(),
+                });
+            }
+            Ok(Plan::TransactionsDeleted { ids: gone })
+        }
         "item/created" | "item/updated" => {
             let item_id = required(payload, "itemId", event)?;
             let item = client.item(&item_id).await?;
@@ -134,7 +170,9 @@ pub async fn prepare(
                 let Some(id) = field(account, "id") else {
                     continue;
                 };
-                if is_inactive(db, id).await? {
+                // Inactive by our choice is skipped; inactive because its item was said
+                // deleted is not: Pluggy lists it, so this sync reactivates it.
+                if is_inactive(db, id, false).await? {
                     continue;
                 }
                 transactions.push((id.to_owned(), client.transactions(id, None).await?));
@@ -147,7 +185,7 @@ pub async fn prepare(
         }
         "transactions/created" | "transactions/updated" => {
             let account_id = required(payload, "accountId", event)?;
-            if is_inactive(db, &account_id).await? {
+            if is_inactive(db, &account_id, true).await? {
                 return Ok(Plan::Skip {
                     reason: "account is inactive".into(),
                 });
@@ -203,11 +241,17 @@ pub async fn prepare(
     }
 }
 
-async fn is_inactive(db: &DatabaseConnection, account_id: &str) -> Result<bool, WorkerError> {
+/// Whether the account is inactive; `deleted_counts`: also when only its item's
+/// deletion made it so.
+async fn is_inactive(
+    db: &DatabaseConnection,
+    account_id: &str,
+    deleted_counts: bool,
+) -> Result<bool, WorkerError> {
     Ok(BankAccounts::find_by_id(account_id.to_owned())
         .one(db)
         .await?
-        .is_some_and(|a| !a.is_active))
+        .is_some_and(|a| !a.is_active && (deleted_counts || a.sync_status != "deleted")))
 }
 
 fn string_list(payload: &Value, name: &str) -> Vec<String> {

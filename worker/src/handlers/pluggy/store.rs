@@ -40,7 +40,12 @@ fn decimal(v: Option<&Value>) -> Option<String> {
         .map(money::to_text)
 }
 
-/// Inserts or updates the item, remembering the event that touched it last.
+/// `sync_status` of an account whose item was deleted: the mark that lets a later sync
+/// that finds it at Pluggy again reactivate it.
+const DELETED: &str = "deleted";
+
+/// Inserts or updates the item, remembering the event that touched it last; an item
+/// Pluggy serves is not deleted, whatever an earlier event said.
 pub async fn upsert_item<C: ConnectionTrait>(
     db: &C,
     item: &Item,
@@ -74,6 +79,7 @@ pub async fn upsert_item<C: ConnectionTrait>(
         pluggy_item::Column::PluggyCreatedAt,
         pluggy_item::Column::PluggyUpdatedAt,
         pluggy_item::Column::LastUpdatedAt,
+        pluggy_item::Column::DeletedAt,
         pluggy_item::Column::UpdatedAt,
     ];
     if synced {
@@ -168,6 +174,7 @@ pub async fn item_deleted<C: ConnectionTrait>(db: &C, item_id: &str) -> Result<(
         .await?;
     BankAccounts::update_many()
         .col_expr(bank_account::Column::IsActive, Expr::value(false))
+        .col_expr(bank_account::Column::SyncStatus, Expr::value(DELETED))
         .col_expr(bank_account::Column::UpdatedAt, Expr::value(now))
         .filter(bank_account::Column::ItemId.eq(item_id))
         .exec(db)
@@ -175,7 +182,9 @@ pub async fn item_deleted<C: ConnectionTrait>(db: &C, item_id: &str) -> Result<(
         .map(drop)
 }
 
-/// Upserts accounts (a fresh sync clears an earlier error); `is_active` is ours and kept.
+/// Upserts accounts as Pluggy's API lists them (a fresh sync clears an earlier error).
+/// `is_active` is ours and kept, except after an item deletion: an account Pluggy lists
+/// again was deactivated by mistake (a stale or forged deletion) and is active again.
 pub async fn upsert_accounts<C: ConnectionTrait>(
     db: &C,
     accounts: &[Value],
@@ -202,6 +211,7 @@ pub async fn upsert_accounts<C: ConnectionTrait>(
         let unchanged = current.is_some_and(|c| {
             c.raw.as_ref() == Some(account) && c.sync_status == "ok" && c.balance == balance
         });
+        let reactivated = current.is_some_and(|c| c.sync_status == DELETED);
         if unchanged {
             continue;
         }
@@ -214,7 +224,7 @@ pub async fn upsert_accounts<C: ConnectionTrait>(
             number: Set(text(account, "number")),
             balance: Set(balance),
             currency: Set(text(account, "currencyCode")),
-            is_active: Set(current.is_none_or(|c| c.is_active)),
+            is_active: Set(current.is_none_or(|c| c.is_active) || reactivated),
             sync_status: Set("ok".to_owned()),
             sync_error: Set(None),
             last_synced_at: Set(synced.then_some(now)),
@@ -227,6 +237,7 @@ pub async fn upsert_accounts<C: ConnectionTrait>(
                 OnConflict::column(bank_account::Column::Id)
                     .update_columns([
                         bank_account::Column::ItemId,
+                        bank_account::Column::IsActive,
                         bank_account::Column::AccountType,
                         bank_account::Column::Subtype,
                         bank_account::Column::Name,
