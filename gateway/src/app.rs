@@ -146,6 +146,7 @@ impl Application {
             link.clone(),
             events_exchange.clone(),
             usize::try_from(config.rejected_audit_buffer).unwrap_or(1024),
+            Duration::from_millis(config.rejection_window_ms),
             background.clone(),
         );
         let state = Arc::new(AppState {
@@ -274,10 +275,7 @@ impl Application {
         for task in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
         }
-        tracing::info!(
-            audit_records_dropped = self.state.audit.dropped(),
-            "gateway stopped"
-        );
+        tracing::info!("gateway stopped");
         drained
     }
 }

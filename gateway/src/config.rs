@@ -174,8 +174,14 @@ pub struct GatewayConfig {
           value_parser = clap::value_parser!(u64).range(0..=120_000))]
     pub shutdown_readiness_delay_ms: u64,
 
-    /// Rejected-request records buffered for the audit queue; beyond it they are
-    /// dropped (and counted) so a flood of bad requests cannot grow memory.
+    /// Rejections are logged and recorded once per window and kind (client address,
+    /// provider, status, reason) with a count: a flood is a few lines, not millions.
+    #[arg(long, env = "REJECTION_WINDOW_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(50..=3_600_000))]
+    pub rejection_window_ms: u64,
+
+    /// Kinds of rejection tracked per window; beyond it they are counted per provider,
+    /// status and kind of reason, without the address, so memory stays bounded.
     #[arg(long, env = "REJECTED_AUDIT_BUFFER", default_value_t = 1_024,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub rejected_audit_buffer: u32,

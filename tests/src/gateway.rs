@@ -84,6 +84,9 @@ pub async fn spawn_gateway_with(settings: GatewaySettings) -> TestGateway {
         topology.prefix().into(),
         "--shutdown-deadline-secs".into(),
         "5".into(),
+        // Rejections are written once per window: short here, so tests see them soon.
+        "--rejection-window-ms".into(),
+        "200".into(),
         "--admin-addr".into(),
         "127.0.0.1:0".into(),
         // Never the working directory's SQLite file: a test that reads the admin routes

@@ -58,6 +58,7 @@ impl GatewayProcess {
             .env("PLUGGY_WEBHOOK_SECRET", PLUGGY_SECRETS)
             .env("PLUGGY_SIGNING_KEY", crate::gateway::PLUGGY_KEYS)
             .env("LIVETIP_WEBHOOK_TOKEN", LIVETIP_TOKENS)
+            .env("REJECTION_WINDOW_MS", "200")
             .envs(extra_env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log)

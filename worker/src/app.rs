@@ -213,6 +213,13 @@ impl Worker {
             self.ctx.clone(),
             health_stop.clone(),
         ));
+        let retention = tokio::spawn(crate::retention::run(
+            self.ctx.db.clone(),
+            self.ctx.settings.worker_log_retention,
+            self.ctx.settings.worker_inbox_retention,
+            self.ctx.settings.worker_retention_interval,
+            health_stop.clone(),
+        ));
         let mut queues: Vec<(String, QueueKind)> = Provider::ALL
             .iter()
             .map(|p| (self.ctx.topology.work_queue(*p), QueueKind::Events(*p)))
@@ -252,6 +259,7 @@ impl Worker {
         health_stop.cancel();
         let _ = health.await;
         let _ = monitor.await;
+        let _ = retention.await;
         let stats = &self.ctx.stats;
         tracing::info!(
             processed = stats.processed.load(Ordering::Relaxed),

@@ -172,6 +172,19 @@ pub struct WorkerSettings {
     #[arg(long, env = "WORKER_METRICS_ADDR", default_value = "127.0.0.1:9100")]
     pub worker_metrics_addr: SocketAddr,
 
+    /// Age after which the spec's log entries are deleted (`720h` = 30 days).
+    #[arg(long, env = "WORKER_LOG_RETENTION", default_value = "720h", value_parser = parse_duration)]
+    pub worker_log_retention: Duration,
+
+    /// Age after which finished inbox rows are deleted; at least 7 days, since the
+    /// inbox is what makes a provider's late copy a duplicate (see `retention.rs`).
+    #[arg(long, env = "WORKER_INBOX_RETENTION", default_value = "720h", value_parser = parse_inbox_retention)]
+    pub worker_inbox_retention: Duration,
+
+    /// How often the retention pass runs.
+    #[arg(long, env = "WORKER_RETENTION_INTERVAL", default_value = "1h", value_parser = parse_duration)]
+    pub worker_retention_interval: Duration,
+
     /// A connection to the health listener that sends nothing this long (a scrape takes
     /// milliseconds) is closed, so silent sockets cannot hold the listener.
     #[arg(long, env = "WORKER_HTTP_IDLE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
@@ -327,6 +340,18 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// At least a week: less would let a provider's late copy of a finished event be
+/// applied again.
+fn parse_inbox_retention(raw: &str) -> Result<Duration, String> {
+    let retention = parse_duration(raw)?;
+    if retention < Duration::from_secs(7 * 24 * 3600) {
+        return Err(format!(
+            "{raw:?} is shorter than 7 days (168h): copies of finished events could be applied again"
+        ));
+    }
+    Ok(retention)
+}
+
 fn parse_delays(raw: &str) -> Result<Delays, String> {
     let delays = raw
         .split(',')
@@ -383,6 +408,14 @@ mod tests {
             .map_err(|e| e.to_string())
             .and_then(|c| c.settings.check());
         assert!(small_pool.is_err_and(|e| e.contains("DATABASE_MAX_CONNECTIONS (8)")));
+    }
+
+    #[test]
+    fn the_inbox_outlives_provider_retries() {
+        let short = Cli::try_parse_from(["worker", "--worker-inbox-retention", "24h"]).map(|_| ());
+        assert!(short.is_err_and(|e| e.to_string().contains("WORKER_INBOX_RETENTION")));
+        let week = Cli::try_parse_from(["worker", "--worker-inbox-retention", "168h"]);
+        assert!(week.is_ok());
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod logs;
 pub mod pipeline;
 pub mod pluggy;
 pub mod queue_monitor;
+pub mod retention;
 pub mod retry;
 pub mod telemetry;
 

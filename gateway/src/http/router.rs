@@ -156,7 +156,9 @@ async fn serve(
                 metrics::counter!("hookwire_gateway_rejected_total",
                     "provider" => provider, "reason" => error.metric_reason())
                 .increment(1);
-                tracing::info!(
+                // One line per client and reason per window is written by the audit
+                // sink; this one is for debugging only.
+                tracing::debug!(
                     request_id = %ctx.request_id,
                     %path,
                     status = error.status().as_u16(),
@@ -172,9 +174,12 @@ async fn serve(
                     path: path.clone(),
                     status: error.status().as_u16(),
                     reason: error.reason(),
-                    client_ip: ctx.client_ip,
+                    kind: error.metric_reason(),
+                    client_ip: Some(ctx.client_ip),
                     request_id: ctx.request_id.to_string(),
                     trace_id: ctx.trace.trace_id(),
+                    count: 1,
+                    window_secs: 0,
                 });
             }
             error.into_response(dialect)

@@ -19,9 +19,19 @@ struct Record {
     request_id: Option<String>,
     trace_id: Option<String>,
     timestamp: Option<String>,
+    /// Refusals of this kind in the gateway's window (1 for records of older gateways).
+    #[serde(default = "one")]
+    count: u64,
+    #[serde(default)]
+    window_secs: u64,
 }
 
-/// Stores one record; the request id makes a redelivered record a no-op.
+fn one() -> u64 {
+    1
+}
+
+/// Stores one record (one kind of refusal in one window, with its count); the first
+/// request's id makes a redelivered record a no-op.
 pub async fn store(db: &DatabaseConnection, body: &[u8]) -> Result<(), WorkerError> {
     let record: Record = serde_json::from_slice(body)
         .map_err(|e| shared::payload::PayloadError(format!("rejected-request record: {e}")))?;
@@ -32,6 +42,8 @@ pub async fn store(db: &DatabaseConnection, body: &[u8]) -> Result<(), WorkerErr
         "reason": record.reason,
         "requestId": record.request_id,
         "receivedAt": record.timestamp,
+        "count": record.count,
+        "windowSecs": record.window_secs,
     });
     logs::write(
         db,
