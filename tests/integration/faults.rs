@@ -28,14 +28,21 @@ async fn a_network_cut_between_gateway_and_broker_loses_nothing_answered() {
     let db = TestDatabase::postgres().await;
     let worker = spawn_worker(&db.url, &gw.topology, &[]).await;
     worker.wait_consuming().await;
-    let load = tokio::spawn(run_load(gw.addr, "cut", 600, LOAD_CLIENTS, PACE));
+    let load = tokio::spawn(run_load(gw.addr, "cut", 1_600, LOAD_CLIENTS, PACE));
     tokio::time::sleep(Duration::from_millis(500)).await;
     proxy.set(Mode::Down);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     proxy.set(Mode::Up);
     let ledger = load.await.unwrap();
     assert!(ledger.refused > 0, "the cut was felt by the senders");
-    assert_books_balance(&db.connect().await, &ledger, Duration::from_secs(60)).await;
+    assert_books_balance(
+        &db.connect().await,
+        &hookwire_tests::amqp_url(),
+        &gw.topology.topology,
+        &ledger,
+        Duration::from_secs(60),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,19 +58,21 @@ async fn workers_killed_in_a_loop_lose_nothing_and_apply_nothing_twice() {
         "32",
     ];
     let load = tokio::spawn(run_load(gw.addr, "kill", 500, LOAD_CLIENTS, PACE));
-    for _ in 0..4 {
-        let mut worker = WorkerProcess::spawn(&db.url, &gw.topology, &flags);
-        tokio::time::sleep(Duration::from_millis(700)).await;
-        worker.signal("KILL");
-        worker.wait_exit(Duration::from_secs(10)).await;
-    }
+    kill_loop(&db.url, &gw.topology, &flags, &conn, 4).await;
     let ledger = load.await.unwrap();
     assert_eq!(
         ledger.refused, 0,
         "the gateway never depended on the workers"
     );
     let _survivor = WorkerProcess::spawn(&db.url, &gw.topology, &flags);
-    assert_books_balance(&conn, &ledger, Duration::from_secs(60)).await;
+    assert_books_balance(
+        &conn,
+        &hookwire_tests::amqp_url(),
+        &gw.topology.topology,
+        &ledger,
+        Duration::from_secs(60),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,7 +92,14 @@ async fn a_database_restart_delays_events_but_loses_none() {
     assert_eq!(ledger.refused, 0, "ingest never waits on the database");
     wait_reachable(&url).await;
     let conn = sea_orm::Database::connect(&url).await.unwrap();
-    assert_books_balance(&conn, &ledger, Duration::from_secs(90)).await;
+    assert_books_balance(
+        &conn,
+        &hookwire_tests::amqp_url(),
+        &gw.topology.topology,
+        &ledger,
+        Duration::from_secs(90),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,8 +107,8 @@ async fn sigterm_during_load_leaves_no_request_half_done() {
     let db = TestDatabase::postgres().await;
     let mut gateway = GatewayProcess::spawn(&[]).await;
     hookwire_tests::http_client::wait_ready("gateway", gateway.addr).await;
-    let topology: &TestTopology = &gateway.topology;
-    let worker = spawn_worker(&db.url, topology, &[]).await;
+    let topology = gateway.topology.topology.clone();
+    let worker = spawn_worker(&db.url, &gateway.topology, &[]).await;
     worker.wait_consuming().await;
     let load = tokio::spawn(run_load(gateway.addr, "term", 600, LOAD_CLIENTS, PACE));
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -100,7 +116,14 @@ async fn sigterm_during_load_leaves_no_request_half_done() {
     assert!(gateway.wait_exit(Duration::from_secs(30)).await.success());
     let ledger = load.await.unwrap();
     assert!(ledger.refused > 0, "requests after the stop were refused");
-    assert_books_balance(&db.connect().await, &ledger, Duration::from_secs(60)).await;
+    assert_books_balance(
+        &db.connect().await,
+        &hookwire_tests::amqp_url(),
+        &topology,
+        &ledger,
+        Duration::from_secs(60),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,7 +147,14 @@ async fn a_broker_restart_under_load_loses_nothing_answered() {
     tokio::task::block_in_place(|| rabbit.start_app());
     let ledger = load.await.unwrap();
     assert!(ledger.refused > 0, "the restart was felt by the senders");
-    assert_books_balance(&db.connect().await, &ledger, Duration::from_secs(60)).await;
+    assert_books_balance(
+        &db.connect().await,
+        &rabbit.amqp_url(),
+        &gw.topology.topology,
+        &ledger,
+        Duration::from_secs(60),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,5 +194,124 @@ async fn worker_kills_and_a_database_restart_together_lose_nothing() {
     let _survivor = WorkerProcess::spawn(&url, &gw.topology, &flags);
     wait_reachable(&url).await;
     let conn = sea_orm::Database::connect(&url).await.unwrap();
-    assert_books_balance(&conn, &ledger, Duration::from_secs(90)).await;
+    assert_books_balance(
+        &conn,
+        &hookwire_tests::amqp_url(),
+        &gw.topology.topology,
+        &ledger,
+        Duration::from_secs(90),
+    )
+    .await;
+}
+
+/// The books must be able to fail: an event applied a second time past the inbox (as a
+/// broken dedupe would) makes them refuse to balance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_books_fail_when_an_event_is_applied_twice() {
+    use sea_orm::{EntityTrait, TransactionTrait};
+    let db = TestDatabase::postgres().await;
+    let gw = spawn_gateway().await;
+    let worker = spawn_worker(&db.url, &gw.topology, &[]).await;
+    worker.wait_consuming().await;
+    let ledger = run_load(gw.addr, "twice", 150, LOAD_CLIENTS, Duration::ZERO).await;
+    let conn = db.connect().await;
+    let url = hookwire_tests::amqp_url();
+    assert_books_balance(
+        &conn,
+        &url,
+        &gw.topology.topology,
+        &ledger,
+        Duration::from_secs(60),
+    )
+    .await;
+
+    // Apply one finished event again, straight through the handler.
+    let row = shared::db::entities::webhook_event::Entity::find()
+        .one(&conn)
+        .await
+        .unwrap()
+        .unwrap();
+    let envelope = shared::Envelope {
+        provider: shared::Provider::LiveTip,
+        event: row.event.clone(),
+        provider_event_id: row.provider_event_id.clone(),
+        received_at: row.received_at,
+        request_id: uuid::Uuid::new_v4(),
+        client_ip: None,
+        http_headers: Vec::new(),
+        trace: shared::trace_context::TraceContext::new_root(),
+        body: bytes::Bytes::from(row.payload.clone()),
+    };
+    let prepared = worker::handlers::prepare(&conn, None, &envelope)
+        .await
+        .unwrap();
+    let txn = conn.begin().await.unwrap();
+    worker::handlers::apply(&txn, &envelope, row.id, prepared)
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+
+    let books = hookwire_tests::books::settle(
+        &conn,
+        &url,
+        &gw.topology.topology,
+        Duration::from_secs(1),
+        Duration::from_secs(30),
+    )
+    .await;
+    let verdict = hookwire_tests::books::check(&ledger, &books);
+    assert!(
+        verdict.as_ref().is_err_and(|e| e.contains("applied twice")),
+        "{verdict:?}"
+    );
+}
+
+/// Starts a worker and SIGKILLs it once it has applied some events (so it had work in
+/// hand when it died), `rounds` times.
+async fn kill_loop(
+    url: &str,
+    topology: &TestTopology,
+    flags: &[&str],
+    conn: &sea_orm::DatabaseConnection,
+    rounds: usize,
+) {
+    for _ in 0..rounds {
+        let before = hookwire_tests::worker::finished_count(conn).await;
+        let mut worker = WorkerProcess::spawn(url, topology, flags);
+        hookwire_tests::eventually(
+            "the worker applies events",
+            Duration::from_secs(60),
+            || async {
+                (hookwire_tests::worker::finished_count(conn).await >= before + 10).then_some(())
+            },
+        )
+        .await;
+        worker.signal("KILL");
+        worker.wait_exit(Duration::from_secs(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_sqlite_workers_killed_in_a_loop_lose_nothing_and_apply_nothing_twice() {
+    let db = TestDatabase::sqlite();
+    let conn = db.connect().await;
+    shared::db::migrate(&conn).await.unwrap();
+    let gw = spawn_gateway().await;
+    let flags = ["--worker-livetip-concurrency", "4"];
+    let load = tokio::spawn(run_load(gw.addr, "lite", 400, LOAD_CLIENTS, PACE));
+    kill_loop(&db.url, &gw.topology, &flags, &conn, 3).await;
+    let ledger = load.await.unwrap();
+    assert_eq!(
+        ledger.refused, 0,
+        "the gateway never depended on the workers"
+    );
+    let _survivor = WorkerProcess::spawn(&db.url, &gw.topology, &flags);
+    assert_books_balance(
+        &conn,
+        &hookwire_tests::amqp_url(),
+        &gw.topology.topology,
+        &ledger,
+        Duration::from_secs(90),
+    )
+    .await;
 }

@@ -1,6 +1,6 @@
 //! The 2xx-only-when-confirmed promise when the broker is away, stalls or cannot route.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hookwire_tests::broker::take;
 use hookwire_tests::eventually;
@@ -102,12 +102,14 @@ async fn a_confirm_that_never_comes_is_a_503_not_a_hang() {
     .await;
     gw.wait_ready().await;
     proxy.set(Mode::Stall);
-    let started = Instant::now();
     let stalled = livetip(gw.addr, "stalled").await;
     assert_eq!(stalled.status, 503);
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "answered after the confirm timeout, not never"
+    // Answered by the confirm timeout, not by the connection's loss: the link still
+    // counts as up (its heartbeats have not run out yet).
+    assert_eq!(
+        gw.readyz().await,
+        200,
+        "the 503 came before the link was given up"
     );
 
     // The stalled connection is abandoned (missed heartbeats) and replaced.

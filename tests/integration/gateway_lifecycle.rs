@@ -61,20 +61,28 @@ async fn shutdown_turns_readiness_off_then_drains_in_flight_requests() {
     );
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(first).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-
+    // The request is in hand once its head is parsed: the gateway then holds it open
+    // (its body is incomplete). Shutdown begins with it in flight.
     gw.begin_shutdown();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let during = hookwire_tests::http_client::get(gw.addr, "/readyz").await;
-    assert_eq!(during.status, 503, "not ready while draining");
+    let during = hookwire_tests::eventually(
+        "not ready while draining",
+        Duration::from_secs(30),
+        || async {
+            let r = hookwire_tests::http_client::get(gw.addr, "/readyz").await;
+            (r.status == 503).then_some(r)
+        },
+    )
+    .await;
     assert_eq!(during.json()["reason"], "shutting down");
 
-    // After the readiness delay the listener is closed to new clients.
-    tokio::time::sleep(Duration::from_millis(1_000)).await;
-    assert!(
-        tokio::net::TcpStream::connect(gw.addr).await.is_err(),
-        "listener closed"
-    );
+    // Then the listener closes to new clients.
+    hookwire_tests::eventually("listener closed", Duration::from_secs(30), || async {
+        tokio::net::TcpStream::connect(gw.addr)
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
 
     // The in-flight request still completes, and its event is queued.
     stream.write_all(rest).await.unwrap();

@@ -201,9 +201,10 @@ async fn slow_headers_and_trickled_bodies_are_cut_off() {
     slow.write_all(b"POST /webhook HTTP/1.1\r\nHost: x\r\n")
         .await
         .unwrap();
+    // A generous ceiling, only so a regression fails instead of hanging.
     let mut buf = Vec::new();
     let closed = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
+        std::time::Duration::from_secs(60),
         slow.read_to_end(&mut buf),
     )
     .await;
@@ -220,7 +221,7 @@ async fn slow_headers_and_trickled_bodies_are_cut_off() {
     trickle.write_all(head.as_bytes()).await.unwrap();
     let mut response = Vec::new();
     let read = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
+        std::time::Duration::from_secs(60),
         trickle.read_to_end(&mut response),
     )
     .await;
@@ -235,33 +236,56 @@ async fn slow_headers_and_trickled_bodies_are_cut_off() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_beyond_the_cap_wait_for_a_free_slot() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let gw = spawn_gateway_with(GatewaySettings::default().arg("--max-connections", "2")).await;
+    // Two slots, and held connections closed after a second of silence.
+    let gw = spawn_gateway_with(
+        GatewaySettings::default()
+            .arg("--max-connections", "2")
+            .arg("--connection-idle-timeout-ms", "1000"),
+    )
+    .await;
     gw.wait_ready().await;
-    // wait_ready's own connections must be gone before the slots are counted.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let idle_a = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    let _idle_b = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-
+    // Take both slots with keep-alive connections, each proven served by one answer
+    // (a connection left over from wait_ready may hold a slot until it idles out).
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let stream =
+            hookwire_tests::eventually("a slot", std::time::Duration::from_secs(30), || async {
+                let mut s = tokio::net::TcpStream::connect(gw.addr).await.ok()?;
+                s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                    .await
+                    .ok()?;
+                let mut buf = [0u8; 512];
+                let n = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf))
+                    .await
+                    .ok()?
+                    .ok()?;
+                (n > 0).then_some(s)
+            })
+            .await;
+        held.push(stream);
+    }
+    // A third client is not served before one of the two is closed (by the server,
+    // when it idles out): of these events, a close must come first.
     let mut third = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     third
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .await
         .unwrap();
     let mut response = Vec::new();
-    let early = tokio::time::timeout(
-        std::time::Duration::from_millis(500),
-        third.read_to_end(&mut response),
-    )
-    .await;
-    assert!(
-        early.is_err(),
-        "third connection must not be served while two slots are taken"
+    let (mut a, mut b) = (held.remove(0), held.remove(0));
+    let (mut sink_a, mut sink_b) = (Vec::new(), Vec::new());
+    let first = tokio::select! {
+        biased;
+        _ = a.read_to_end(&mut sink_a) => "a held connection closed",
+        _ = b.read_to_end(&mut sink_b) => "a held connection closed",
+        _ = third.read_to_end(&mut response) => "the third was served",
+    };
+    assert_eq!(
+        first, "a held connection closed",
+        "the third client waited for a slot"
     );
-
-    drop(idle_a);
     let served = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
+        std::time::Duration::from_secs(60),
         third.read_to_end(&mut response),
     )
     .await;

@@ -7,8 +7,8 @@ use std::time::Duration;
 use hookwire_tests::database::TestDatabase;
 use hookwire_tests::gateway::{GatewaySettings, spawn_gateway_with};
 use hookwire_tests::livetip::{
-    ADMIN_TOKEN, admin, data, expect_payment, livetip_event, logs_of, payment_row, settled, stack,
-    wait_status,
+    ADMIN_TOKEN, Stack, admin, data, expect_payment, livetip_event, logs_of, payment_row, settled,
+    stack, stack_sqlite, wait_status,
 };
 use hookwire_tests::worker::{WorkerProcess, wait_finished};
 use hookwire_tests::{metric_value, scrape};
@@ -24,7 +24,15 @@ fn id_of(payment: &Value) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_completes_only_for_its_amount_and_currency() {
-    let s = stack(&[]).await;
+    completes_only_for_its_amount_and_currency(stack(&[]).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_sqlite_a_payment_completes_only_for_its_amount_and_currency() {
+    completes_only_for_its_amount_and_currency(stack_sqlite(&[]).await).await;
+}
+
+async fn completes_only_for_its_amount_and_currency(s: Stack) {
     let order = id_of(&expect_payment(s.gw.admin, "alice", "500.00").await);
 
     // One cent with our id in the message: matched, never completed.
@@ -216,6 +224,12 @@ async fn race(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_payments_in_one_worker_each_end_on_one_completed_row() {
     let s = stack(&[]).await;
+    race(s.gw.addr, s.gw.admin, &s.conn, 21).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_sqlite_racing_payments_each_end_on_one_completed_row() {
+    let s = stack_sqlite(&[]).await;
     race(s.gw.addr, s.gw.admin, &s.conn, 21).await;
 }
 

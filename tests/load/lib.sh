@@ -2,7 +2,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 OUT=tests/load/out; mkdir -p "$OUT"
-BIN=target/release
+BIN=${BIN:-target/release}
 TOKEN=bench-livetip-token
 
 ensure_tools() {

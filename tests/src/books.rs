@@ -1,7 +1,7 @@
 //! Steady load with bookkeeping, for fault tests: which events got a 2xx, and whether
 //! the database holds each of them exactly once at the end.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,8 +10,12 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
+use lapin::options::QueueDeclareOptions;
+use lapin::types::FieldTable;
+use lapin::{Connection, ConnectionProperties};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
-use shared::db::entities::payment::{self, Entity as Payments};
+use shared::amqp::Topology;
+use shared::db::entities::webhook_log::{self, Entity as WebhookLogs};
 
 use crate::gateway::LIVETIP_TOKEN;
 
@@ -89,54 +93,168 @@ pub async fn run_load(
     ledger.lock().unwrap().clone()
 }
 
-/// LiveTip payment ids with a created payment row, with how many rows each has.
-pub async fn stored(conn: &DatabaseConnection) -> Vec<String> {
-    Payments::find()
-        .filter(payment::Column::MatchedBy.eq("created"))
-        .all(conn)
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|p| p.livetip_payment_id)
-        .collect()
+/// What the database shows of each event's applications: per LiveTip payment id, the
+/// spec's log rows that exactly one application writes (`webhook`, the received body,
+/// and `payment_create`). A second application of one event adds a row to each, whatever
+/// the unique indexes on payments and the inbox make of it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Applications {
+    /// `webhook` rows per payment id.
+    pub received: BTreeMap<String, usize>,
+    /// `payment_create` rows per payment id.
+    pub created: BTreeMap<String, usize>,
 }
 
-/// Waits until every accepted event is stored, then checks the books: each 2xx event
-/// exactly once, nothing that was never sent, and any extra (an event stored although
-/// its answer was lost or non-2xx: at-least-once) counted against the refusals.
-pub async fn assert_books_balance(conn: &DatabaseConnection, ledger: &Ledger, timeout: Duration) {
-    assert!(!ledger.accepted.is_empty(), "some events were accepted");
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut rows = stored(conn).await;
-    while tokio::time::Instant::now() < deadline
-        && !ledger.accepted.iter().all(|id| rows.contains(id))
-    {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        rows = stored(conn).await;
+/// Reads the books' side from the spec's log.
+pub async fn applications(conn: &DatabaseConnection) -> Applications {
+    let rows = WebhookLogs::find()
+        .filter(webhook_log::Column::Provider.eq("livetip"))
+        .filter(webhook_log::Column::LogType.is_in(["webhook", "payment_create"]))
+        .all(conn)
+        .await
+        .unwrap_or_default();
+    let mut books = Applications::default();
+    for row in rows {
+        let Some(data) = row
+            .data
+            .as_deref()
+            .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        else {
+            continue;
+        };
+        let (map, id) = if row.log_type == "webhook" {
+            (
+                &mut books.received,
+                data["payment"]["paymentId"].as_str().map(str::to_owned),
+            )
+        } else {
+            (
+                &mut books.created,
+                data["paymentId"].as_str().map(str::to_owned),
+            )
+        };
+        if let Some(id) = id {
+            *map.entry(id).or_default() += 1;
+        }
     }
-    let distinct: BTreeSet<String> = rows.iter().cloned().collect();
-    assert_eq!(rows.len(), distinct.len(), "an effect was applied twice");
-    let missing: Vec<_> = ledger.accepted.difference(&distinct).collect();
-    assert!(
-        missing.is_empty(),
-        "answered 2xx but never stored: {missing:?}"
-    );
-    assert!(
-        distinct.is_subset(&ledger.sent),
-        "stored events nobody sent"
-    );
-    let extra = distinct.len() - ledger.accepted.len();
-    assert!(
-        extra <= ledger.refused,
-        "{extra} stored beyond the 2xx answers, only {} refused",
-        ledger.refused
-    );
-    eprintln!(
-        "books: sent {}, 2xx {}, refused {}, stored {} ({} stored although not answered 2xx)",
+    books
+}
+
+/// Messages waiting in any of the topology's queues (work, retry, dead letters).
+pub async fn queued(amqp_url: &str, topology: &Topology) -> u32 {
+    let Ok(conn) = Connection::connect(amqp_url, ConnectionProperties::default()).await else {
+        return u32::MAX;
+    };
+    let mut total = 0;
+    for queue in topology.all_queues() {
+        // A passive declare fails on a queue that does not exist; a channel per queue.
+        let Ok(channel) = conn.create_channel().await else {
+            return u32::MAX;
+        };
+        if let Ok(state) = channel
+            .queue_declare(
+                queue.as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+        {
+            total += state.message_count();
+        }
+    }
+    let _ = conn.close(200, "counted".into()).await;
+    total
+}
+
+/// The books once settled: every queue empty and the applications unchanged for
+/// `quiet` (so late redeliveries are seen), within `timeout`.
+pub async fn settle(
+    conn: &DatabaseConnection,
+    amqp_url: &str,
+    topology: &Topology,
+    quiet: Duration,
+    timeout: Duration,
+) -> Applications {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = applications(conn).await;
+    let mut still_since = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = applications(conn).await;
+        if now != last {
+            last = now;
+            still_since = tokio::time::Instant::now();
+        } else if still_since.elapsed() >= quiet && queued(amqp_url, topology).await == 0 {
+            return last;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return last;
+        }
+    }
+}
+
+/// The least number of accepted events for books to mean anything.
+pub const MIN_ACCEPTED: usize = 100;
+
+/// Checks the books: each event answered 2xx applied exactly once, nothing applied that
+/// was never sent, and events applied although not answered 2xx (at-least-once) no
+/// more than the refusals. `Err` says what is wrong.
+pub fn check(ledger: &Ledger, books: &Applications) -> Result<String, String> {
+    if ledger.accepted.len() < MIN_ACCEPTED {
+        return Err(format!(
+            "only {} events accepted: too few for the books to mean anything",
+            ledger.accepted.len()
+        ));
+    }
+    for (what, map) in [("received", &books.received), ("created", &books.created)] {
+        let twice: Vec<_> = map.iter().filter(|(_, n)| **n > 1).collect();
+        if !twice.is_empty() {
+            return Err(format!("applied twice ({what} log rows): {twice:?}"));
+        }
+    }
+    let applied: BTreeSet<String> = books.created.keys().cloned().collect();
+    let missing: Vec<_> = ledger.accepted.difference(&applied).collect();
+    if !missing.is_empty() {
+        return Err(format!("answered 2xx but never applied: {missing:?}"));
+    }
+    if !applied.is_subset(&ledger.sent) {
+        return Err("applied events nobody sent".into());
+    }
+    let extra = applied.len() - ledger.accepted.len();
+    if extra > ledger.refused {
+        return Err(format!(
+            "{extra} applied beyond the 2xx answers, only {} refused",
+            ledger.refused
+        ));
+    }
+    Ok(format!(
+        "books: sent {}, 2xx {}, refused {}, applied {} ({} applied although not answered 2xx), received rows {}",
         ledger.sent.len(),
         ledger.accepted.len(),
         ledger.refused,
-        distinct.len(),
-        extra
-    );
+        applied.len(),
+        extra,
+        books.received.values().sum::<usize>()
+    ))
+}
+
+/// Settles and checks the books, printing them; panics when they do not balance.
+pub async fn assert_books_balance(
+    conn: &DatabaseConnection,
+    amqp_url: &str,
+    topology: &Topology,
+    ledger: &Ledger,
+    timeout: Duration,
+) -> Applications {
+    let books = settle(conn, amqp_url, topology, Duration::from_secs(3), timeout).await;
+    match check(ledger, &books) {
+        Ok(summary) => {
+            eprintln!("{summary}");
+            books
+        }
+        Err(problem) => panic!("the books do not balance: {problem}"),
+    }
 }

@@ -26,7 +26,16 @@ pub struct Stack {
 }
 
 pub async fn stack(extra: &[&str]) -> Stack {
-    let db = TestDatabase::postgres().await;
+    stack_on(TestDatabase::postgres().await, extra).await
+}
+
+/// The same on the default store, an SQLite file (the gateway's admin routes read it
+/// too).
+pub async fn stack_sqlite(extra: &[&str]) -> Stack {
+    stack_on(TestDatabase::sqlite(), extra).await
+}
+
+async fn stack_on(db: TestDatabase, extra: &[&str]) -> Stack {
     let mut settings = GatewaySettings {
         database_url: Some(db.url.clone()),
         ..GatewaySettings::default()

@@ -84,24 +84,14 @@ pub async fn candidates<C: ConnectionTrait>(
             }
         }
     }
-    // Equality on the status (an IN list) keeps the (user_name, status) index usable:
-    // a sender's completed payments, however many, are never read here.
-    let statuses: &[&str] = if completes {
-        &[
-            PaymentStatus::Pending.as_str(),
-            PaymentStatus::Underpaid.as_str(),
-        ]
-    } else {
-        &[PaymentStatus::Pending.as_str()]
-    };
-    let rows = Payments::find()
-        .filter(Column::UserName.eq(incoming.sender.as_str()))
-        .filter(Column::Status.is_in(statuses.iter().copied()))
-        .filter(Column::Currency.eq(incoming.currency.as_str()))
-        .order_by_asc(Column::CreatedAt)
-        .order_by_asc(Column::Id)
-        .all(db)
-        .await?;
+    // One query per status, each an equality, so the (user_name, status, created_at)
+    // index answers it whatever the planner knows: a sender's completed payments,
+    // however many, are never read here (an IN list let it scan them all).
+    let mut rows = open_payments(db, incoming, PaymentStatus::Pending).await?;
+    if completes {
+        rows.extend(open_payments(db, incoming, PaymentStatus::Underpaid).await?);
+        rows.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    }
     let close: Vec<payment::Model> = rows
         .into_iter()
         .filter(|p| {
@@ -123,6 +113,22 @@ pub async fn candidates<C: ConnectionTrait>(
         candidates: count,
     }));
     Ok(found)
+}
+
+/// The sender's payments in `status` and the event's currency, oldest first.
+async fn open_payments<C: ConnectionTrait>(
+    db: &C,
+    incoming: &LiveTipPayment,
+    status: PaymentStatus,
+) -> Result<Vec<payment::Model>, DbErr> {
+    Payments::find()
+        .filter(Column::UserName.eq(incoming.sender.as_str()))
+        .filter(Column::Status.eq(status.as_str()))
+        .filter(Column::Currency.eq(incoming.currency.as_str()))
+        .order_by_asc(Column::CreatedAt)
+        .order_by_asc(Column::Id)
+        .all(db)
+        .await
 }
 
 /// Whether the event is a paid confirmation that settles `payment` in full.
