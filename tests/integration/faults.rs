@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use sea_orm::EntityTrait;
+
 use hookwire_tests::books::{assert_books_balance, run_load};
 use hookwire_tests::broker::TestTopology;
 use hookwire_tests::database::{PrivatePostgres, TestDatabase, wait_reachable};
@@ -58,13 +60,13 @@ async fn workers_killed_in_a_loop_lose_nothing_and_apply_nothing_twice() {
         "32",
     ];
     let load = tokio::spawn(run_load(gw.addr, "kill", 500, LOAD_CLIENTS, PACE));
-    kill_loop(&db.url, &gw.topology, &flags, &conn, 4).await;
+    let mut taken_over = kill_loop(&db.url, &gw.topology, &flags, &conn, 4).await;
     let ledger = load.await.unwrap();
     assert_eq!(
         ledger.refused, 0,
         "the gateway never depended on the workers"
     );
-    let _survivor = WorkerProcess::spawn(&db.url, &gw.topology, &flags);
+    let (_survivor, metrics) = worker_with_metrics(&db.url, &gw.topology, &flags);
     assert_books_balance(
         &conn,
         &hookwire_tests::amqp_url(),
@@ -73,6 +75,9 @@ async fn workers_killed_in_a_loop_lose_nothing_and_apply_nothing_twice() {
         Duration::from_secs(60),
     )
     .await;
+    taken_over += redelivered(metrics).await;
+    eprintln!("taken over after kills: {taken_over} deliveries");
+    assert!(taken_over > 0.0, "the kills hit work in flight");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,9 +89,36 @@ async fn a_database_restart_delays_events_but_loses_none() {
     let worker = spawn_worker(&url, &gw.topology, &[]).await;
     worker.wait_consuming().await;
     let load = tokio::spawn(run_load(gw.addr, "db", 400, LOAD_CLIENTS, PACE));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The outage starts once events flow, and lasts until some arrived during it.
+    let conn = sea_orm::Database::connect(&url).await.unwrap();
+    hookwire_tests::eventually(
+        "events applied before the outage",
+        Duration::from_secs(30),
+        || async { (hookwire_tests::worker::finished_count(&conn).await >= 20).then_some(()) },
+    )
+    .await;
+    drop(conn);
+    let down_at = chrono::Utc::now();
     pg.stop();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let received = worker
+        .ctx
+        .stats
+        .processed
+        .load(std::sync::atomic::Ordering::Relaxed);
+    hookwire_tests::eventually(
+        "events arrive during the outage",
+        Duration::from_secs(30),
+        || async {
+            let consumed = hookwire_tests::metric_value(
+                &hookwire_tests::scrape(worker.health).await,
+                "hookwire_worker_messages_consumed_total",
+                &[],
+            );
+            (consumed > received as f64 + 20.0).then_some(())
+        },
+    )
+    .await;
+    let up_at = chrono::Utc::now();
     pg.resume();
     let ledger = load.await.unwrap();
     assert_eq!(ledger.refused, 0, "ingest never waits on the database");
@@ -100,6 +132,18 @@ async fn a_database_restart_delays_events_but_loses_none() {
         Duration::from_secs(90),
     )
     .await;
+    // The worker met the outage: events received while the database was down were
+    // applied after it came back.
+    let met = shared::db::entities::webhook_event::Entity::find()
+        .all(&conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.received_at > down_at && e.received_at < up_at)
+        .filter(|e| e.processed_at.is_some_and(|p| p > up_at))
+        .count();
+    eprintln!("events received during the outage and applied after it: {met}");
+    assert!(met > 0, "the outage hit work in flight");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -266,18 +310,21 @@ async fn the_books_fail_when_an_event_is_applied_twice() {
     );
 }
 
-/// Starts a worker and SIGKILLs it once it has applied some events (so it had work in
-/// hand when it died), `rounds` times.
+/// Starts a worker and SIGKILLs it once it has applied some events while load flows
+/// (so it has deliveries in hand when it dies), `rounds` times. Returns how many
+/// deliveries the workers received as redelivered: work a killed one had in hand and
+/// the next one took over (read from each worker's metrics just before its kill).
 async fn kill_loop(
     url: &str,
     topology: &TestTopology,
     flags: &[&str],
     conn: &sea_orm::DatabaseConnection,
     rounds: usize,
-) {
+) -> f64 {
+    let mut taken_over = 0.0;
     for _ in 0..rounds {
         let before = hookwire_tests::worker::finished_count(conn).await;
-        let mut worker = WorkerProcess::spawn(url, topology, flags);
+        let (mut worker, metrics) = worker_with_metrics(url, topology, flags);
         hookwire_tests::eventually(
             "the worker applies events",
             Duration::from_secs(60),
@@ -286,9 +333,31 @@ async fn kill_loop(
             },
         )
         .await;
+        taken_over += redelivered(metrics).await;
         worker.signal("KILL");
         worker.wait_exit(Duration::from_secs(10)).await;
     }
+    taken_over
+}
+
+async fn redelivered(metrics: std::net::SocketAddr) -> f64 {
+    hookwire_tests::metric_value(
+        &hookwire_tests::scrape(metrics).await,
+        "hookwire_worker_messages_redelivered_total",
+        &[],
+    )
+}
+
+/// A worker process with its metrics listener on a port of its own.
+fn worker_with_metrics(
+    url: &str,
+    topology: &TestTopology,
+    flags: &[&str],
+) -> (WorkerProcess, std::net::SocketAddr) {
+    let port = hookwire_tests::process::free_port();
+    let metrics: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let worker = WorkerProcess::spawn_with(url, topology, flags, &metrics.to_string(), &[]);
+    (worker, metrics)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -299,13 +368,13 @@ async fn on_sqlite_workers_killed_in_a_loop_lose_nothing_and_apply_nothing_twice
     let gw = spawn_gateway().await;
     let flags = ["--worker-livetip-concurrency", "4"];
     let load = tokio::spawn(run_load(gw.addr, "lite", 400, LOAD_CLIENTS, PACE));
-    kill_loop(&db.url, &gw.topology, &flags, &conn, 3).await;
+    let mut taken_over = kill_loop(&db.url, &gw.topology, &flags, &conn, 3).await;
     let ledger = load.await.unwrap();
     assert_eq!(
         ledger.refused, 0,
         "the gateway never depended on the workers"
     );
-    let _survivor = WorkerProcess::spawn(&db.url, &gw.topology, &flags);
+    let (_survivor, metrics) = worker_with_metrics(&db.url, &gw.topology, &flags);
     assert_books_balance(
         &conn,
         &hookwire_tests::amqp_url(),
@@ -314,4 +383,7 @@ async fn on_sqlite_workers_killed_in_a_loop_lose_nothing_and_apply_nothing_twice
         Duration::from_secs(90),
     )
     .await;
+    taken_over += redelivered(metrics).await;
+    eprintln!("taken over after kills: {taken_over} deliveries");
+    assert!(taken_over > 0.0, "the kills hit work in flight");
 }

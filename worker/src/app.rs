@@ -55,6 +55,9 @@ pub struct Stats {
     pub retried: AtomicU64,
     /// Events dead-lettered.
     pub dead_lettered: AtomicU64,
+    /// Deliveries the broker marked redelivered: work another consumer (a dead or
+    /// disconnected worker) had in hand and this one took over.
+    pub redelivered: AtomicU64,
 }
 
 impl Stats {
@@ -72,6 +75,10 @@ impl Stats {
 
     pub(crate) fn record_retry(&self) {
         self.retried.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_redelivery(&self) {
+        self.redelivered.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn record_dead_letter(&self) {

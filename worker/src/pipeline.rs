@@ -71,6 +71,10 @@ pub async fn process_event(
     let labels =
         telemetry::EventLabels::new(provider, envelope.as_ref().map_or("", |e| e.event.as_str()));
     labels.count("hookwire_worker_messages_consumed_total");
+    if delivery.redelivered {
+        ctx.stats.record_redelivery();
+        labels.count("hookwire_worker_messages_redelivered_total");
+    }
     if let Ok(envelope) = &envelope {
         crate::queue_monitor::record_work_age(&queue, envelope.received_at);
     }
