@@ -149,17 +149,34 @@ async fn a_database_restart_delays_events_but_loses_none() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_load_leaves_no_request_half_done() {
     let db = TestDatabase::postgres().await;
-    let mut gateway = GatewayProcess::spawn(&[]).await;
+    // Readiness goes off at SIGTERM and the listener stays open half a second more, so
+    // whatever began before the signal reaches the gateway and must be answered.
+    let mut gateway = GatewayProcess::spawn(&[("SHUTDOWN_READINESS_DELAY_MS", "500")]).await;
     hookwire_tests::http_client::wait_ready("gateway", gateway.addr).await;
     let topology = gateway.topology.topology.clone();
     let worker = spawn_worker(&db.url, &gateway.topology, &[]).await;
     worker.wait_consuming().await;
-    let load = tokio::spawn(run_load(gateway.addr, "term", 600, LOAD_CLIENTS, PACE));
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    let conn = db.connect().await;
+    let load = tokio::spawn(run_load(gateway.addr, "term", 1_200, LOAD_CLIENTS, PACE));
+    hookwire_tests::eventually("load applied", Duration::from_secs(60), || async {
+        (hookwire_tests::worker::finished_count(&conn).await >= 150).then_some(())
+    })
+    .await;
+    let signalled = tokio::time::Instant::now();
     gateway.signal("TERM");
     assert!(gateway.wait_exit(Duration::from_secs(30)).await.success());
     let ledger = load.await.unwrap();
     assert!(ledger.refused > 0, "requests after the stop were refused");
+    let cut: Vec<&String> = ledger
+        .started
+        .iter()
+        .filter(|(began, id)| *began < signalled && !ledger.accepted.contains(id))
+        .map(|(_, id)| id)
+        .collect();
+    assert!(
+        cut.is_empty(),
+        "begun before SIGTERM but not answered 2xx: {cut:?}"
+    );
     assert_books_balance(
         &db.connect().await,
         &hookwire_tests::amqp_url(),

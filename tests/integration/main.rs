@@ -5,6 +5,7 @@
 mod faults;
 mod gateway_abuse;
 mod gateway_broker;
+mod gateway_edges;
 mod gateway_exposure;
 mod gateway_lifecycle;
 mod gateway_limits;

@@ -25,6 +25,8 @@ pub struct Ledger {
     pub accepted: BTreeSet<String>,
     pub refused: usize,
     pub sent: BTreeSet<String>,
+    /// When each request began (before its connection was opened).
+    pub started: Vec<(tokio::time::Instant, String)>,
 }
 
 /// One LiveTip `payment_confirmed` (unmatched, paid: it creates a payment row, so the
@@ -72,9 +74,11 @@ pub async fn run_load(
         tasks.push(tokio::spawn(async move {
             for n in (client..total).step_by(clients) {
                 let id = format!("{tag}-{n}");
+                let began = tokio::time::Instant::now();
                 let status = try_send(addr, &id).await;
                 {
                     let mut l = ledger.lock().unwrap();
+                    l.started.push((began, id.clone()));
                     l.sent.insert(id.clone());
                     match status {
                         Some(s) if (200..300).contains(&s) => {
