@@ -404,3 +404,44 @@ async fn on_sqlite_workers_killed_in_a_loop_lose_nothing_and_apply_nothing_twice
     eprintln!("taken over after kills: {taken_over} deliveries");
     assert!(taken_over > 0.0, "the kills hit work in flight");
 }
+
+/// The broker killed with SIGKILL under load (no clean shutdown) and started again:
+/// every event answered 2xx was confirmed on disk, so none is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_killed_under_load_loses_nothing_answered() {
+    let mut rabbit = hookwire_tests::broker::PrivateRabbit::start();
+    let gw = spawn_gateway_with(GatewaySettings {
+        amqp_url: rabbit.amqp_url(),
+        ..GatewaySettings::default()
+    })
+    .await;
+    gw.wait_ready().await;
+    let db = TestDatabase::postgres().await;
+    let worker =
+        hookwire_tests::worker::spawn_worker_on(&db.url, &rabbit.amqp_url(), &gw.topology, &[])
+            .await;
+    worker.wait_consuming().await;
+    let conn = db.connect().await;
+    let load = tokio::spawn(run_load(gw.addr, "kill9", 1_600, LOAD_CLIENTS, PACE));
+    hookwire_tests::eventually("events flow", Duration::from_secs(30), || async {
+        (hookwire_tests::worker::finished_count(&conn).await >= 100).then_some(())
+    })
+    .await;
+    tokio::task::block_in_place(|| rabbit.kill_and_restart());
+    let mut ledger = load.await.unwrap();
+    assert!(ledger.refused > 0, "the kill was felt by the senders");
+    // And after the restart, events flow again through the same gateway and worker.
+    gw.wait_ready().await;
+    let after = run_load(gw.addr, "kill9-after", 300, LOAD_CLIENTS, PACE).await;
+    assert_eq!(after.refused, 0, "recovered: {after:?}");
+    ledger.accepted.extend(after.accepted);
+    ledger.sent.extend(after.sent);
+    assert_books_balance(
+        &conn,
+        &rabbit.amqp_url(),
+        &gw.topology.topology,
+        &ledger,
+        Duration::from_secs(120),
+    )
+    .await;
+}

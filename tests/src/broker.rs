@@ -209,6 +209,7 @@ pub async fn tool_link(
 #[derive(Debug)]
 pub struct PrivateRabbit {
     pub port: u16,
+    dist_port: u16,
     node: String,
     dir: std::path::PathBuf,
     child: std::process::Child,
@@ -216,7 +217,6 @@ pub struct PrivateRabbit {
 
 impl PrivateRabbit {
     pub fn start() -> Self {
-        use std::process::{Command, Stdio};
         let id = uuid::Uuid::new_v4().simple().to_string();
         let node = format!("hwtest{}@localhost", &id[..8]);
         let dir = std::env::temp_dir().join(format!("hookwire-rabbit-{}", &id[..12]));
@@ -230,13 +230,32 @@ impl PrivateRabbit {
             format!("listeners.tcp.local = 127.0.0.1:{port}\nloopback_users = none\n"),
         )
         .unwrap();
-        let status = Command::new("chown")
+        let status = std::process::Command::new("chown")
             .args(["-R", "rabbitmq", dir.to_str().unwrap()])
             .status()
             .unwrap();
         assert!(status.success());
+        let child = Self::spawn_node(&node, &dir, port, dist_port);
+        let rabbit = Self {
+            port,
+            dist_port,
+            node,
+            dir,
+            child,
+        };
+        rabbit.wait_started();
+        rabbit
+    }
+
+    fn spawn_node(
+        node: &str,
+        dir: &std::path::Path,
+        port: u16,
+        dist_port: u16,
+    ) -> std::process::Child {
+        use std::process::{Command, Stdio};
         let d = dir.display().to_string();
-        let child = Command::new("runuser")
+        Command::new("runuser")
             .args(["-u", "rabbitmq", "--", "env", "HOME=/var/lib/rabbitmq"])
             .arg(format!("RABBITMQ_NODENAME={node}"))
             .arg("RABBITMQ_NODE_IP_ADDRESS=127.0.0.1")
@@ -252,16 +271,30 @@ impl PrivateRabbit {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
+            .unwrap()
+    }
+
+    fn wait_started(&self) {
+        let pid_file = format!("{}/pid", self.dir.display());
+        self.ctl(&["wait", &pid_file, "--timeout", "90"]);
+    }
+
+    /// Kills the node's Erlang VM with SIGKILL (no clean shutdown, as a crash or an
+    /// OOM kill would), then starts it again on the same data and ports.
+    pub fn kill_and_restart(&mut self) {
+        let pid = std::fs::read_to_string(self.dir.join("pid")).unwrap_or_default();
+        let pid = pid.trim();
+        assert!(!pid.is_empty(), "the node wrote its pid");
+        let killed = std::process::Command::new("kill")
+            .args(["-9", pid])
+            .status()
             .unwrap();
-        let rabbit = Self {
-            port,
-            node,
-            dir,
-            child,
-        };
-        let pid_file = format!("{d}/pid");
-        rabbit.ctl(&["wait", &pid_file, "--timeout", "90"]);
-        rabbit
+        assert!(killed.success());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(self.dir.join("pid"));
+        self.child = Self::spawn_node(&self.node, &self.dir, self.port, self.dist_port);
+        self.wait_started();
     }
 
     pub fn amqp_url(&self) -> String {
