@@ -31,9 +31,10 @@ async fn a_network_cut_between_gateway_and_broker_loses_nothing_answered() {
     let worker = spawn_worker(&db.url, &gw.topology, &[]).await;
     worker.wait_consuming().await;
     let load = tokio::spawn(run_load(gw.addr, "cut", 1_600, LOAD_CLIENTS, PACE));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let conn = db.connect().await;
+    wait_applied(&conn, 50).await;
     proxy.set(Mode::Down);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    wait_answered(gw.admin, "503", 1.0).await;
     proxy.set(Mode::Up);
     let ledger = load.await.unwrap();
     assert!(ledger.refused > 0, "the cut was felt by the senders");
@@ -201,10 +202,16 @@ async fn a_broker_restart_under_load_loses_nothing_answered() {
         hookwire_tests::worker::spawn_worker_on(&db.url, &rabbit.amqp_url(), &gw.topology, &[])
             .await;
     worker.wait_consuming().await;
-    let load = tokio::spawn(run_load(gw.addr, "restart", 600, LOAD_CLIENTS, PACE));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let load = tokio::spawn(run_load(gw.addr, "restart", 1_200, LOAD_CLIENTS, PACE));
+    wait_applied(&db.connect().await, 50).await;
     tokio::task::block_in_place(|| rabbit.stop_app());
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Down until the gateway has noticed (readiness off), then back.
+    hookwire_tests::eventually(
+        "the gateway sees the broker gone",
+        Duration::from_secs(60),
+        || async { (gw.readyz().await == 503).then_some(()) },
+    )
+    .await;
     tokio::task::block_in_place(|| rabbit.start_app());
     let ledger = load.await.unwrap();
     assert!(ledger.refused > 0, "the restart was felt by the senders");
@@ -236,14 +243,20 @@ async fn worker_kills_and_a_database_restart_together_lose_nothing() {
     let load = tokio::spawn(run_load(gw.addr, "both", 400, LOAD_CLIENTS, PACE));
     for round in 0..3 {
         let mut worker = WorkerProcess::spawn(&url, &gw.topology, &flags);
-        tokio::time::sleep(Duration::from_millis(600)).await;
+        {
+            let conn = sea_orm::Database::connect(&url).await.unwrap();
+            let before = hookwire_tests::worker::finished_count(&conn).await;
+            wait_applied(&conn, before + 10).await;
+        }
         if round == 1 {
             tokio::task::block_in_place(|| pg.stop());
         }
         worker.signal("KILL");
         worker.wait_exit(Duration::from_secs(10)).await;
         if round == 1 {
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            // Down while the gateway goes on accepting (it never needs the database).
+            let accepted = answered(gw.admin, "200").await;
+            wait_answered(gw.admin, "200", accepted + 20.0).await;
             tokio::task::block_in_place(|| pg.resume());
         }
     }
@@ -442,6 +455,35 @@ async fn a_broker_killed_under_load_loses_nothing_answered() {
         &gw.topology.topology,
         &ledger,
         Duration::from_secs(120),
+    )
+    .await;
+}
+
+/// Waits until `n` events are finished in the inbox.
+async fn wait_applied(conn: &sea_orm::DatabaseConnection, n: u64) {
+    hookwire_tests::eventually(
+        &format!("{n} events applied"),
+        Duration::from_secs(60),
+        || async { (hookwire_tests::worker::finished_count(conn).await >= n).then_some(()) },
+    )
+    .await;
+}
+
+/// LiveTip deliveries the gateway has answered with `status` so far (its metrics).
+async fn answered(admin: std::net::SocketAddr, status: &str) -> f64 {
+    hookwire_tests::metric_value(
+        &hookwire_tests::scrape(admin).await,
+        "hookwire_gateway_requests_total",
+        &["route=\"/webhook\"", &format!("status=\"{status}\"")],
+    )
+}
+
+/// Waits until at least `count` LiveTip deliveries were answered with `status`.
+async fn wait_answered(admin: std::net::SocketAddr, status: &str, count: f64) {
+    hookwire_tests::eventually(
+        &format!("{count} answers {status}"),
+        Duration::from_secs(60),
+        || async { (answered(admin, status).await >= count).then_some(()) },
     )
     .await;
 }
