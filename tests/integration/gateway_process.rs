@@ -10,7 +10,14 @@ use shared::Provider;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn signal_drains_and_exits_zero(signal: &str) {
-    let mut gw = GatewayProcess::spawn(&[("SHUTDOWN_READINESS_DELAY_MS", "300")]).await;
+    let admin_port = hookwire_tests::process::free_port();
+    let admin_addr = format!("127.0.0.1:{admin_port}");
+    let admin: std::net::SocketAddr = admin_addr.parse().unwrap();
+    let mut gw = GatewayProcess::spawn(&[
+        ("SHUTDOWN_READINESS_DELAY_MS", "300"),
+        ("ADMIN_ADDR", admin_addr.as_str()),
+    ])
+    .await;
     let addr = gw.addr;
     hookwire_tests::http_client::wait_ready("gateway process", addr).await;
 
@@ -23,10 +30,27 @@ async fn signal_drains_and_exits_zero(signal: &str) {
     );
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(first).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The request is in hand (the in-flight gauge counts it) before the signal.
+    hookwire_tests::eventually("request in flight", Duration::from_secs(30), || async {
+        let metrics = hookwire_tests::scrape(admin).await;
+        (hookwire_tests::metric_value(
+            &metrics,
+            "hookwire_gateway_in_flight",
+            &["provider=\"livetip\""],
+        ) == 1.0)
+            .then_some(())
+    })
+    .await;
 
     gw.signal(signal);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The rest of the body arrives only once the listener has closed to new clients.
+    hookwire_tests::eventually("listener closed", Duration::from_secs(30), || async {
+        tokio::net::TcpStream::connect(addr)
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
     stream.write_all(rest).await.unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();

@@ -119,20 +119,11 @@ async fn a_worker_killed_mid_batch_loses_nothing_and_applies_nothing_twice() {
 async fn sigterm_stops_consuming_and_exits_zero() {
     let db = TestDatabase::postgres().await;
     let topology = TestTopology::new();
-    let mut worker = WorkerProcess::spawn(&db.url, &topology, &[]);
-    let conn = db.connect().await;
-    eventually(
-        "worker migrated the schema",
-        Duration::from_secs(30),
-        || async {
-            <shared::db::entities::webhook_event::Entity as sea_orm::EntityTrait>::find()
-                .all(&conn)
-                .await
-                .ok()
-        },
-    )
-    .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let port = hookwire_tests::process::free_port();
+    let health = format!("127.0.0.1:{port}");
+    let mut worker = WorkerProcess::spawn_with(&db.url, &topology, &[], &health, &[]);
+    // Ready: migrated, consuming every queue, database reachable.
+    hookwire_tests::http_client::wait_ready("worker", health.parse().unwrap()).await;
     worker.signal("TERM");
     assert_eq!(
         worker.wait_exit(Duration::from_secs(10)).await.code(),
