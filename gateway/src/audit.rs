@@ -166,6 +166,8 @@ async fn publish(link: &BrokerLink, exchange: &str, record: &RejectedRequest) {
         .publish(exchange, &routing_key, &body, properties)
         .await
     {
+        // The line above is written; only the row is lost. Counted, so it shows.
+        metrics::counter!("hookwire_gateway_audit_records_lost_total").increment(1);
         tracing::debug!(%error, "rejected-request record not stored");
     }
 }

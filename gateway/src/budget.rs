@@ -38,6 +38,16 @@ pub fn check(config: &GatewayConfig) -> Result<(), String> {
             config.max_in_flight
         ));
     }
+    let unverified_bytes = u64::from(config.max_unverified()) * config.body_limit_bytes;
+    if 2 * unverified_bytes > config.body_budget_mib * MIB {
+        return Err(format!(
+            "MAX_UNVERIFIED ({}) x BODY_LIMIT_BYTES ({}) takes more than half of BODY_BUDGET_MIB \
+             ({}): unverified bodies could crowd out verified ones",
+            config.max_unverified(),
+            config.body_limit_bytes,
+            config.body_budget_mib
+        ));
+    }
     if config.body_limit_bytes > config.body_budget_mib * MIB {
         return Err(format!(
             "BODY_LIMIT_BYTES ({}) is larger than BODY_BUDGET_MIB ({}): no body that size could be read",
@@ -90,6 +100,8 @@ mod tests {
         );
         let lopsided = check(&config(&["--max-unverified", "300"]));
         assert!(lopsided.is_err_and(|e| e.contains("MAX_UNVERIFIED (300)")));
+        let crowded = check(&config(&["--body-limit-bytes", "4194304"]));
+        assert!(crowded.is_err_and(|e| e.contains("more than half of BODY_BUDGET_MIB")));
         // A small in-flight bound brings the unverified default down with it.
         assert_eq!(config(&["--max-in-flight", "2"]).max_unverified(), 1);
         assert!(check(&config(&["--max-in-flight", "2"])).is_ok());

@@ -54,13 +54,14 @@ async fn workers_killed_in_a_loop_lose_nothing_and_apply_nothing_twice() {
     let conn = db.connect().await;
     shared::db::migrate(&conn).await.unwrap();
     let gw = spawn_gateway().await;
+    // Prefetch equal to the concurrency: what a killed worker held, it had started.
     let flags = [
         "--worker-livetip-concurrency",
         "8",
         "--worker-livetip-prefetch",
-        "32",
+        "8",
     ];
-    let load = tokio::spawn(run_load(gw.addr, "kill", 500, LOAD_CLIENTS, PACE));
+    let load = tokio::spawn(run_load(gw.addr, "kill", 1_200, LOAD_CLIENTS, PACE));
     let mut taken_over = kill_loop(&db.url, &gw.topology, &flags, &conn, 4).await;
     let ledger = load.await.unwrap();
     assert_eq!(
@@ -100,7 +101,7 @@ async fn a_database_restart_delays_events_but_loses_none() {
     .await;
     drop(conn);
     let down_at = chrono::Utc::now();
-    pg.stop();
+    tokio::task::block_in_place(|| pg.stop());
     let received = worker
         .ctx
         .stats
@@ -120,7 +121,7 @@ async fn a_database_restart_delays_events_but_loses_none() {
     )
     .await;
     let up_at = chrono::Utc::now();
-    pg.resume();
+    tokio::task::block_in_place(|| pg.resume());
     let ledger = load.await.unwrap();
     assert_eq!(ledger.refused, 0, "ingest never waits on the database");
     wait_reachable(&url).await;
@@ -145,12 +146,19 @@ async fn a_database_restart_delays_events_but_loses_none() {
         .count();
     eprintln!("events received during the outage and applied after it: {met}");
     assert!(met > 0, "the outage hit work in flight");
+    let failed = worker
+        .ctx
+        .stats
+        .failed_attempts
+        .load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!("attempts that failed on the outage and were retried: {failed}");
+    assert!(failed > 0, "the worker retried through the outage");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_load_leaves_no_request_half_done() {
     let db = TestDatabase::postgres().await;
-    // Readiness goes off at SIGTERM and the listener stays open half a second more, so
+    // Readiness goes off at SIGTERM and the listener stays open two seconds more, so
     // whatever began before the signal reaches the gateway and must be answered.
     let mut gateway = GatewayProcess::spawn(&[("SHUTDOWN_READINESS_DELAY_MS", "500")]).await;
     hookwire_tests::http_client::wait_ready("gateway", gateway.addr).await;
@@ -396,8 +404,13 @@ async fn on_sqlite_workers_killed_in_a_loop_lose_nothing_and_apply_nothing_twice
     let conn = db.connect().await;
     shared::db::migrate(&conn).await.unwrap();
     let gw = spawn_gateway().await;
-    let flags = ["--worker-livetip-concurrency", "4"];
-    let load = tokio::spawn(run_load(gw.addr, "lite", 400, LOAD_CLIENTS, PACE));
+    let flags = [
+        "--worker-livetip-concurrency",
+        "4",
+        "--worker-livetip-prefetch",
+        "4",
+    ];
+    let load = tokio::spawn(run_load(gw.addr, "lite", 800, LOAD_CLIENTS, PACE));
     let mut taken_over = kill_loop(&db.url, &gw.topology, &flags, &conn, 3).await;
     let ledger = load.await.unwrap();
     assert_eq!(
@@ -454,7 +467,7 @@ async fn a_broker_killed_under_load_loses_nothing_answered() {
         &rabbit.amqp_url(),
         &gw.topology.topology,
         &ledger,
-        Duration::from_secs(120),
+        Duration::from_secs(60),
     )
     .await;
 }

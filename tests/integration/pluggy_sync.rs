@@ -8,7 +8,7 @@ use hookwire_tests::fake_pluggy::{FakePluggy, seed};
 use hookwire_tests::gateway::{PLUGGY_NEW, TestGateway, spawn_gateway};
 use hookwire_tests::http_client::post;
 use hookwire_tests::worker::{TestWorker, spawn_worker, wait_finished};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use shared::db::entities::bank_account::Entity as Accounts;
 use shared::db::entities::bank_transaction::Entity as Transactions;
 use shared::db::entities::pluggy_item::Entity as Items;
@@ -499,26 +499,21 @@ async fn events_pluggy_contradicts_change_nothing_and_a_wrong_deactivation_heals
         3.0
     );
 
-    // An account deactivated by a deletion Pluggy does not confirm (the old behaviour,
-    // or a deletion later undone) is active again once a sync finds it listed.
-    <Accounts as EntityTrait>::update_many()
-        .col_expr(
-            shared::db::entities::bank_account::Column::IsActive,
-            sea_orm::sea_query::Expr::value(false),
-        )
-        .col_expr(
-            shared::db::entities::bank_account::Column::SyncStatus,
-            sea_orm::sea_query::Expr::value("deleted"),
-        )
-        .exec(&conn)
-        .await
-        .unwrap();
+    // A deletion recorded before Pluggy was asked (applied unconfirmed by older code;
+    // migration 8 marks such accounts `deleted`) is undone once a sync finds the item.
+    conn.execute_unprepared(
+        "UPDATE pluggy_items SET deleted_at = now() - interval '1 hour' WHERE id = 'it5'; \
+         UPDATE bank_accounts SET is_active = false, sync_status = 'deleted' WHERE item_id = 'it5'",
+    )
+    .await
+    .unwrap();
     send(
         &gw,
         serde_json::json!({"event": "item/updated", "eventId": "f-5", "itemId": "it5"}),
     )
     .await;
     wait_finished(&conn, 5, Duration::from_secs(30)).await;
+    assert!(item_row(&conn, "it5").await.deleted_at.is_none());
     let accounts = Accounts::find().all(&conn).await.unwrap();
     assert_eq!(accounts.len(), 3);
     assert!(
@@ -526,5 +521,31 @@ async fn events_pluggy_contradicts_change_nothing_and_a_wrong_deactivation_heals
             .iter()
             .all(|a| a.is_active && a.sync_status == "ok"),
         "{accounts:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_deactivated_by_older_unconfirmed_deletions_are_marked_for_undoing() {
+    use sea_orm_migration::MigratorTrait;
+    let db = TestDatabase::postgres().await;
+    let conn = db.connect().await;
+    // The schema as the previous release left it, with what its unconfirmed deletion did.
+    shared::db::migrations::Migrator::up(&conn, Some(7))
+        .await
+        .unwrap();
+    conn.execute_unprepared(
+        "INSERT INTO pluggy_items (id, deleted_at, created_at, updated_at) VALUES ('old', now(), now(), now()); \
+         INSERT INTO pluggy_items (id, created_at, updated_at) VALUES ('live', now(), now()); \
+         INSERT INTO bank_accounts (id, item_id, is_active, sync_status, created_at, updated_at) VALUES \
+           ('a-old', 'old', false, 'ok', now(), now()), ('a-live', 'live', false, 'ok', now(), now())",
+    )
+    .await
+    .unwrap();
+    shared::db::migrate(&conn).await.unwrap();
+    assert_eq!(account_row(&conn, "a-old").await.sync_status, "deleted");
+    assert_eq!(
+        account_row(&conn, "a-live").await.sync_status,
+        "ok",
+        "deactivated by choice, not by a deletion: left alone"
     );
 }

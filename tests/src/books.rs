@@ -173,8 +173,20 @@ pub async fn queued(amqp_url: &str, topology: &Topology) -> u32 {
     total
 }
 
-/// The books once settled: every queue empty and the applications unchanged for
-/// `quiet` (so late redeliveries are seen), within `timeout`.
+/// Inbox rows whose handling is not over (claimed with a lease, or waiting for a retry).
+async fn unfinished(conn: &DatabaseConnection) -> u64 {
+    use sea_orm::PaginatorTrait;
+    use shared::db::entities::webhook_event::{Column, Entity as WebhookEvents};
+    WebhookEvents::find()
+        .filter(Column::Status.is_in(["processing", "retrying"]))
+        .count(conn)
+        .await
+        .unwrap_or(u64::MAX)
+}
+
+/// The books once settled: every queue empty, no event in hand or waiting for a retry,
+/// and the applications unchanged for `quiet` (so late redeliveries are seen). Panics
+/// when that does not happen within `timeout`: unsettled books prove nothing.
 pub async fn settle(
     conn: &DatabaseConnection,
     amqp_url: &str,
@@ -191,12 +203,16 @@ pub async fn settle(
         if now != last {
             last = now;
             still_since = tokio::time::Instant::now();
-        } else if still_since.elapsed() >= quiet && queued(amqp_url, topology).await == 0 {
+        } else if still_since.elapsed() >= quiet
+            && queued(amqp_url, topology).await == 0
+            && unfinished(conn).await == 0
+        {
             return last;
         }
-        if tokio::time::Instant::now() > deadline {
-            return last;
-        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the books never settled within {timeout:?}: queues, events in hand, or counts kept moving"
+        );
     }
 }
 

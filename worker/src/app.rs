@@ -53,6 +53,8 @@ pub struct Stats {
     pub duplicates: AtomicU64,
     /// Events sent to a delayed-retry step.
     pub retried: AtomicU64,
+    /// Attempts that failed transiently and were tried again in process.
+    pub failed_attempts: AtomicU64,
     /// Events dead-lettered.
     pub dead_lettered: AtomicU64,
     /// Deliveries the broker marked redelivered: work another consumer (a dead or
@@ -75,6 +77,10 @@ impl Stats {
 
     pub(crate) fn record_retry(&self) {
         self.retried.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_failed_attempt(&self) {
+        self.failed_attempts.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn record_redelivery(&self) {

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body_util::Full;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -50,7 +50,14 @@ pub async fn serve(listener: TcpListener, ctx: Arc<WorkerContext>, shutdown: Can
                     Ok::<_, Infallible>(response)
                 }
             });
-            let builder = auto::Builder::new(TokioExecutor::new());
+            // HTTP/1.1 only, with a header deadline: a client that trickles one header
+            // byte at a time (resetting the idle timer) is still cut off.
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(idle_timeout);
+            let builder = builder.http1_only();
             let connection = builder.serve_connection(
                 TokioIo::new(Tracked::new(stream, activity.clone())),
                 service,

@@ -102,7 +102,7 @@ pub async fn claim<C: ConnectionTrait>(
         .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(1))
         .col_expr(Column::UpdatedAt, Expr::value(now))
         .filter(Column::Id.eq(existing.id))
-        .filter(Column::Status.is_not_in([Status::Processed.as_str(), Status::Ignored.as_str()]))
+        .filter(Column::Status.is_not_in(Status::FINAL))
         .filter(
             Column::Status
                 .ne(Status::Processing.as_str())
@@ -218,8 +218,7 @@ pub async fn record_failure(
                 .value(Column::LastError, Expr::value(truncate(error, 4000)))
                 .value(Column::UpdatedAt, Expr::value(now))
                 .action_and_where(
-                    Expr::col((WebhookEvents, Column::Status))
-                        .is_not_in([Status::Processed.as_str(), Status::Ignored.as_str()]),
+                    Expr::col((WebhookEvents, Column::Status)).is_not_in(Status::FINAL),
                 )
                 .to_owned(),
         )
@@ -299,7 +298,7 @@ pub async fn mark_dead(
         .col_expr(Column::UpdatedAt, Expr::value(now))
         .filter(Column::Provider.eq(provider.as_str()))
         .filter(Column::DedupeKey.eq(dedupe_key))
-        .filter(Column::Status.is_not_in([Status::Processed.as_str(), Status::Ignored.as_str()]))
+        .filter(Column::Status.is_not_in(Status::FINAL))
         .exec(db)
         .await;
     if let Err(error) = marked {

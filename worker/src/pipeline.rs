@@ -170,6 +170,7 @@ async fn handle_with_backoff(
                 delay
             }
             Err(error) => {
+                ctx.stats.record_failed_attempt();
                 let Some(delay) = policy.next_backoff() else {
                     return Err(Some(error));
                 };

@@ -58,11 +58,7 @@ pub async fn run_once(
         }
         tokio::task::yield_now().await;
     }
-    let finished = [
-        Status::Processed.as_str(),
-        Status::Ignored.as_str(),
-        Status::Rejected.as_str(),
-    ];
+    let finished = Status::FINAL;
     loop {
         let batch = Query::select()
             .column(webhook_event::Column::Id)

@@ -48,10 +48,10 @@ pub fn is_json(headers: &HeaderMap) -> bool {
 
 /// Reads the whole body, stopping as soon as it passes `limit` bytes or `timeout` expires.
 ///
-/// With a declared length the buffer is allocated once, at that size, when the first
-/// bytes arrive (a client that declares and sends nothing costs nothing), and never
-/// grows: hyper refuses more bytes than declared. A chunked body has no declared
-/// length, so the limit is enforced frame by frame.
+/// The buffer is allocated once, when the first bytes arrive (a client that declares
+/// and sends nothing costs nothing): at the declared length, or at the limit for a
+/// chunked body, and never grows past it (hyper refuses more bytes than declared; the
+/// limit is checked frame by frame).
 pub async fn read_limited(
     body: Incoming,
     headers: &HeaderMap,
@@ -73,9 +73,12 @@ pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
 
 async fn collect(mut body: Incoming, declared: Option<u64>, limit: u64) -> Result<Bytes, ApiError> {
     let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
+    // The reservation made for this body (its declared length, or the limit when
+    // chunked) is what the buffer gets, once: growing by doubling could take twice it.
     let capacity = declared
         .filter(|&length| length <= limit)
-        .and_then(|length| usize::try_from(length).ok());
+        .and_then(|length| usize::try_from(length).ok())
+        .unwrap_or(limit_usize);
     let mut buffer = BytesMut::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(ApiError::BodyRead)?;
@@ -88,7 +91,7 @@ async fn collect(mut body: Incoming, declared: Option<u64>, limit: u64) -> Resul
                 if body.is_end_stream() {
                     return Ok(data);
                 }
-                buffer.reserve(capacity.unwrap_or(data.len()));
+                buffer.reserve(capacity);
             }
             buffer.extend_from_slice(&data);
         }

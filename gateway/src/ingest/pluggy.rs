@@ -38,7 +38,7 @@ pub async fn handle(
     }
     // A signature can only be checked over the body: until then the request is anyone's,
     // so it reads under the unverified bounds (a few per client, a short deadline).
-    let (body, _unverified, _reserved) = match header_check {
+    let (body, _reserved) = match header_check {
         HeaderCheck::Authentic => {
             let reserved = state.reserve_body(&parts.headers)?;
             let body = read_limited(
@@ -48,7 +48,7 @@ pub async fn handle(
                 state.body_read_timeout,
             )
             .await?;
-            (body, None, reserved)
+            (body, reserved)
         }
         HeaderCheck::NeedsBody(signature) => {
             let slot = state.admit_unverified(ctx.client_ip)?;
@@ -61,7 +61,10 @@ pub async fn handle(
             )
             .await?;
             verify.in_scope(|| verify_signature(&state.pluggy_signing_keys, &signature, &body))?;
-            (body, Some(slot), reserved)
+            // Verified: it no longer counts against the unverified bounds while it waits
+            // for the broker's confirm.
+            drop(slot);
+            (body, reserved)
         }
     };
     let head = parse_head(&body).map_err(|e| ApiError::InvalidPayload(e.0))?;

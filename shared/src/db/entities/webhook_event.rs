@@ -22,7 +22,7 @@ pub enum Status {
 }
 
 impl Status {
-    /// Stored value.
+    /// Stored value (see also [`Status::FINAL`]).
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Processing => "processing",
@@ -34,11 +34,12 @@ impl Status {
         }
     }
 
+    /// The statuses that end an event's handling, as stored.
+    pub const FINAL: [&'static str; 3] = ["processed", "ignored", "rejected"];
+
     /// Whether the event's handling is over: a new copy is a duplicate.
     pub fn is_final(value: &str) -> bool {
-        value == Self::Processed.as_str()
-            || value == Self::Ignored.as_str()
-            || value == Self::Rejected.as_str()
+        Self::FINAL.contains(&value)
     }
 }
 

@@ -9,6 +9,7 @@ mod m20261123_000004_create_pluggy_items;
 mod m20261123_000005_create_bank_accounts;
 mod m20261123_000006_create_bank_transactions;
 mod m20261129_000007_payment_settlement;
+mod m20261129_000008_mark_deleted_accounts;
 
 /// Every migration, in order.
 #[derive(Debug)]
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000005_create_bank_accounts::Migration),
             Box::new(m20261123_000006_create_bank_transactions::Migration),
             Box::new(m20261129_000007_payment_settlement::Migration),
+            Box::new(m20261129_000008_mark_deleted_accounts::Migration),
         ]
     }
 }

@@ -91,6 +91,8 @@ pub async fn candidates<C: ConnectionTrait>(
     if completes {
         rows.extend(open_payments(db, incoming, PaymentStatus::Underpaid).await?);
         rows.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        // A payment that changed status between the two reads appears once.
+        rows.dedup_by(|a, b| a.id == b.id);
     }
     let close: Vec<payment::Model> = rows
         .into_iter()

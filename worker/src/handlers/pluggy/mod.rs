@@ -44,10 +44,12 @@ pub async fn apply(
     let applied = match plan {
         Plan::Item {
             item,
+            fetched_at,
             accounts,
             transactions,
         } => {
             let ready = item.is_ready();
+            store::undo_deletion_before(txn, &item.id, fetched_at).await?;
             store::upsert_item(txn, &item, event, ready).await?;
             let accounts_written = store::upsert_accounts(txn, &accounts, ready).await?;
             let mut transactions_written = 0;

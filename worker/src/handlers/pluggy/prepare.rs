@@ -20,6 +20,9 @@ pub enum Plan {
     /// their transactions (inactive accounts skipped).
     Item {
         item: Item,
+        /// When Pluggy was asked: a deletion recorded before it is undone (Pluggy still
+        /// served the item), one recorded after it stands.
+        fetched_at: chrono::DateTime<chrono::Utc>,
         accounts: Vec<Value>,
         transactions: Vec<(String, Vec<Value>)>,
     },
@@ -116,7 +119,12 @@ pub async fn prepare(
         "item/deleted" => {
             let item_id = required(payload, "itemId", event)?;
             match client.item(&item_id).await {
-                Err(PluggyError::Status { status: 404, .. }) => Ok(Plan::ItemDeleted { item_id }),
+                // Only the item's own endpoint answering 404 confirms it gone: a 404 from
+                // anywhere else (a wrong base URL, the auth call) confirms nothing.
+                Err(PluggyError::Status {
+                    status: 404,
+                    endpoint,
+                }) if endpoint.starts_with("/items/") => Ok(Plan::ItemDeleted { item_id }),
                 Ok(_) => Ok(Plan::Contradicted {
                     reason: "the item still exists at Pluggy".into(),
                 }),
@@ -156,10 +164,12 @@ pub async fn prepare(
         }
         "item/created" | "item/updated" => {
             let item_id = required(payload, "itemId", event)?;
+            let fetched_at = chrono::Utc::now();
             let item = client.item(&item_id).await?;
             if !item.is_ready() {
                 return Ok(Plan::Item {
                     item,
+                    fetched_at,
                     accounts: Vec::new(),
                     transactions: Vec::new(),
                 });
@@ -179,6 +189,7 @@ pub async fn prepare(
             }
             Ok(Plan::Item {
                 item,
+                fetched_at,
                 accounts,
                 transactions,
             })

@@ -44,8 +44,7 @@ fn decimal(v: Option<&Value>) -> Option<String> {
 /// that finds it at Pluggy again reactivate it.
 const DELETED: &str = "deleted";
 
-/// Inserts or updates the item, remembering the event that touched it last; an item
-/// Pluggy serves is not deleted, whatever an earlier event said.
+/// Inserts or updates the item, remembering the event that touched it last.
 pub async fn upsert_item<C: ConnectionTrait>(
     db: &C,
     item: &Item,
@@ -79,7 +78,6 @@ pub async fn upsert_item<C: ConnectionTrait>(
         pluggy_item::Column::PluggyCreatedAt,
         pluggy_item::Column::PluggyUpdatedAt,
         pluggy_item::Column::LastUpdatedAt,
-        pluggy_item::Column::DeletedAt,
         pluggy_item::Column::UpdatedAt,
     ];
     if synced {
@@ -163,6 +161,37 @@ pub async fn item_error<C: ConnectionTrait>(
         .map(drop)
 }
 
+/// Undoes a deletion recorded before `fetched_at`, when Pluggy served the item: a stale
+/// or forged `item/deleted` (the code before confirmations applied them unasked). A
+/// deletion recorded after Pluggy was asked (a real one that raced this sync) stands.
+pub async fn undo_deletion_before<C: ConnectionTrait>(
+    db: &C,
+    item_id: &str,
+    fetched_at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let undone = PluggyItems::update_many()
+        .col_expr(
+            pluggy_item::Column::DeletedAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .filter(pluggy_item::Column::Id.eq(item_id))
+        .filter(pluggy_item::Column::DeletedAt.lt(fetched_at))
+        .exec(db)
+        .await?;
+    if undone.rows_affected == 0 {
+        return Ok(());
+    }
+    BankAccounts::update_many()
+        .col_expr(bank_account::Column::IsActive, Expr::value(true))
+        .col_expr(bank_account::Column::SyncStatus, Expr::value("ok"))
+        .col_expr(bank_account::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(bank_account::Column::ItemId.eq(item_id))
+        .filter(bank_account::Column::SyncStatus.eq(DELETED))
+        .exec(db)
+        .await
+        .map(drop)
+}
+
 /// `item/deleted`: history stays, the item is marked deleted and its accounts inactive.
 pub async fn item_deleted<C: ConnectionTrait>(db: &C, item_id: &str) -> Result<(), DbErr> {
     touch_item(db, item_id, "item/deleted").await?;
@@ -182,9 +211,8 @@ pub async fn item_deleted<C: ConnectionTrait>(db: &C, item_id: &str) -> Result<(
         .map(drop)
 }
 
-/// Upserts accounts as Pluggy's API lists them (a fresh sync clears an earlier error).
-/// `is_active` is ours and kept, except after an item deletion: an account Pluggy lists
-/// again was deactivated by mistake (a stale or forged deletion) and is active again.
+/// Upserts accounts as Pluggy's API lists them (a fresh sync clears an earlier error);
+/// `is_active` is ours and kept (see [`undo_deletion_before`] for deletions undone).
 pub async fn upsert_accounts<C: ConnectionTrait>(
     db: &C,
     accounts: &[Value],
@@ -211,7 +239,7 @@ pub async fn upsert_accounts<C: ConnectionTrait>(
         let unchanged = current.is_some_and(|c| {
             c.raw.as_ref() == Some(account) && c.sync_status == "ok" && c.balance == balance
         });
-        let reactivated = current.is_some_and(|c| c.sync_status == DELETED);
+
         if unchanged {
             continue;
         }
@@ -224,7 +252,7 @@ pub async fn upsert_accounts<C: ConnectionTrait>(
             number: Set(text(account, "number")),
             balance: Set(balance),
             currency: Set(text(account, "currencyCode")),
-            is_active: Set(current.is_none_or(|c| c.is_active) || reactivated),
+            is_active: Set(current.is_none_or(|c| c.is_active)),
             sync_status: Set("ok".to_owned()),
             sync_error: Set(None),
             last_synced_at: Set(synced.then_some(now)),
@@ -237,7 +265,6 @@ pub async fn upsert_accounts<C: ConnectionTrait>(
                 OnConflict::column(bank_account::Column::Id)
                     .update_columns([
                         bank_account::Column::ItemId,
-                        bank_account::Column::IsActive,
                         bank_account::Column::AccountType,
                         bank_account::Column::Subtype,
                         bank_account::Column::Name,
