@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::app::WorkerContext;
+use crate::context::WorkerContext;
 use crate::pipeline;
 
 /// What a queue carries.

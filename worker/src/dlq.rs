@@ -13,7 +13,7 @@ use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use shared::Provider;
 use shared::amqp::{BrokerLink, PublishError, Topology};
 
-use crate::pipeline::dead_header;
+use crate::dead_header;
 use crate::retry::{self, ATTEMPTS_HEADER};
 
 /// A dead letter, as `list` shows it.

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use shared::connection::{Activity, PerClient, Tracked};
 
-use crate::app::WorkerContext;
+use crate::context::WorkerContext;
 
 /// Serves until `shutdown`.
 pub async fn serve(listener: TcpListener, ctx: Arc<WorkerContext>, shutdown: CancellationToken) {

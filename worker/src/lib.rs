@@ -15,6 +15,8 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod consumer;
+pub mod context;
+pub mod dead_header;
 pub mod dlq;
 pub mod error;
 pub mod handlers;

@@ -15,7 +15,7 @@ use shared::db::entities::webhook_event::Status;
 use shared::{Envelope, Provider};
 use tokio_util::sync::CancellationToken;
 
-use crate::app::WorkerContext;
+use crate::context::WorkerContext;
 use crate::error::{ErrorClass, WorkerError};
 use crate::handlers::{self, Applied};
 use crate::inbox::{self, Claim};
@@ -23,17 +23,7 @@ use crate::retry::{self, ATTEMPTS_HEADER};
 use crate::telemetry;
 use tracing::Instrument;
 
-/// Dead-letter headers: why, what kind of failure, after how many attempts, when.
-pub mod dead_header {
-    /// Human-readable reason with its cause chain.
-    pub const REASON: &str = "x-hookwire-dead-reason";
-    /// `transient` (attempts exhausted) or `permanent`.
-    pub const CLASS: &str = "x-hookwire-error-class";
-    /// RFC 3339 UTC time of dead-lettering.
-    pub const AT: &str = "x-hookwire-dead-at";
-    /// Routing key to replay the message under.
-    pub const ROUTING_KEY: &str = "x-hookwire-routing-key";
-}
+pub use crate::dead_header;
 
 /// How one event's handling ended.
 enum Handled {

@@ -14,7 +14,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use shared::Provider;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::WorkerContext;
+use crate::context::WorkerContext;
 
 /// How often the broker is asked.
 pub const INTERVAL: Duration = Duration::from_secs(15);
@@ -93,9 +93,7 @@ async fn peek_dead_at(
         .as_ref()
         .and_then(|h| {
             h.inner()
-                .get(&lapin::types::ShortString::from(
-                    crate::pipeline::dead_header::AT,
-                ))
+                .get(&lapin::types::ShortString::from(crate::dead_header::AT))
                 .cloned()
         })
         .and_then(|v| match v {

@@ -107,7 +107,13 @@ pub async fn apply(
         }
         Plan::Contradicted { reason } => {
             tracing::warn!(event, %reason, "Pluggy event contradicted by Pluggy's API; not applied");
-            metrics::counter!("hookwire_worker_pluggy_contradicted_total", "event" => crate::telemetry::event_label(shared::Provider::Pluggy, event))
+            // A known event name (only those are confirmed), bounded as a label.
+            let label = KNOWN_EVENTS
+                .iter()
+                .copied()
+                .find(|known| *known == event)
+                .unwrap_or("other");
+            metrics::counter!("hookwire_worker_pluggy_contradicted_total", "event" => label)
                 .increment(1);
             summary = json!({"reason": reason, "rejected": true});
             Applied::Rejected
