@@ -88,12 +88,22 @@ impl AppState {
         self.pool(provider).admit()
     }
 
-    /// Reserves room for this request's body: its declared length, or the whole limit
-    /// when it declares none (chunked). 503 when bodies already fill the budget.
-    pub fn reserve_body(&self, headers: &http::HeaderMap) -> Result<BodyReservation, ApiError> {
+    /// Reads a provider request's body within `timeout`: first reserving room for it
+    /// (its declared length, or the whole limit when chunked; 503 when bodies already
+    /// fill the budget), then reading at most the limit. The reservation is held until
+    /// the returned guard drops, that is until the request is answered.
+    pub async fn read_body(
+        &self,
+        headers: &http::HeaderMap,
+        body: hyper::body::Incoming,
+        timeout: Duration,
+    ) -> Result<(bytes::Bytes, BodyReservation), ApiError> {
         let declared = crate::http::body::declared_length(headers);
-        self.body_budget
-            .reserve(declared.unwrap_or(self.body_limit).min(self.body_limit))
+        let reserved = self
+            .body_budget
+            .reserve(declared.unwrap_or(self.body_limit).min(self.body_limit))?;
+        let body = crate::http::body::read_limited(body, headers, self.body_limit, timeout).await?;
+        Ok((body, reserved))
     }
 
     /// The in-flight bound of `provider`'s route.

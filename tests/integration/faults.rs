@@ -50,36 +50,7 @@ async fn a_network_cut_between_gateway_and_broker_loses_nothing_answered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_killed_in_a_loop_lose_nothing_and_apply_nothing_twice() {
-    let db = TestDatabase::postgres().await;
-    let conn = db.connect().await;
-    shared::db::migrate(&conn).await.unwrap();
-    let gw = spawn_gateway().await;
-    // Prefetch equal to the concurrency: what a killed worker held, it had started.
-    let flags = [
-        "--worker-livetip-concurrency",
-        "8",
-        "--worker-livetip-prefetch",
-        "8",
-    ];
-    let load = tokio::spawn(run_load(gw.addr, "kill", 1_200, LOAD_CLIENTS, PACE));
-    let mut taken_over = kill_loop(&db.url, &gw.topology, &flags, &conn, 4).await;
-    let ledger = load.await.unwrap();
-    assert_eq!(
-        ledger.refused, 0,
-        "the gateway never depended on the workers"
-    );
-    let (_survivor, metrics) = worker_with_metrics(&db.url, &gw.topology, &flags);
-    assert_books_balance(
-        &conn,
-        &hookwire_tests::amqp_url(),
-        &gw.topology.topology,
-        &ledger,
-        Duration::from_secs(60),
-    )
-    .await;
-    taken_over += redelivered(metrics).await;
-    eprintln!("taken over after kills: {taken_over} deliveries");
-    assert!(taken_over > 0.0, "the kills hit work in flight");
+    workers_killed_in_a_loop(TestDatabase::postgres().await, "kill", 8, 1_200, 4).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -314,15 +285,9 @@ async fn the_books_fail_when_an_event_is_applied_twice() {
         .unwrap()
         .unwrap();
     let envelope = shared::Envelope {
-        provider: shared::Provider::LiveTip,
-        event: row.event.clone(),
         provider_event_id: row.provider_event_id.clone(),
         received_at: row.received_at,
-        request_id: uuid::Uuid::new_v4(),
-        client_ip: None,
-        http_headers: Vec::new(),
-        trace: shared::trace_context::TraceContext::new_root(),
-        body: bytes::Bytes::from(row.payload.clone()),
+        ..hookwire_tests::envelope(shared::Provider::LiveTip, &row.event, row.payload.clone())
     };
     let prepared = worker::handlers::prepare(&conn, None, &envelope)
         .await
@@ -400,18 +365,31 @@ fn worker_with_metrics(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_sqlite_workers_killed_in_a_loop_lose_nothing_and_apply_nothing_twice() {
-    let db = TestDatabase::sqlite();
+    workers_killed_in_a_loop(TestDatabase::sqlite(), "lite", 4, 800, 3).await;
+}
+
+/// Load from the gateway while workers are killed `rounds` times, then the books, and
+/// proof that the kills hit work in flight (redelivered work taken over).
+async fn workers_killed_in_a_loop(
+    db: TestDatabase,
+    tag: &'static str,
+    concurrency: usize,
+    events: usize,
+    rounds: usize,
+) {
     let conn = db.connect().await;
     shared::db::migrate(&conn).await.unwrap();
     let gw = spawn_gateway().await;
+    // Prefetch equal to the concurrency: what a killed worker held, it had started.
+    let slots = concurrency.to_string();
     let flags = [
         "--worker-livetip-concurrency",
-        "4",
+        slots.as_str(),
         "--worker-livetip-prefetch",
-        "4",
+        slots.as_str(),
     ];
-    let load = tokio::spawn(run_load(gw.addr, "lite", 800, LOAD_CLIENTS, PACE));
-    let mut taken_over = kill_loop(&db.url, &gw.topology, &flags, &conn, 3).await;
+    let load = tokio::spawn(run_load(gw.addr, tag, events, LOAD_CLIENTS, PACE));
+    let mut taken_over = kill_loop(&db.url, &gw.topology, &flags, &conn, rounds).await;
     let ledger = load.await.unwrap();
     assert_eq!(
         ledger.refused, 0,

@@ -62,16 +62,7 @@ async fn shutdown_turns_readiness_off_then_drains_in_flight_requests() {
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(first).await.unwrap();
     // Shutdown begins once the request is in hand (the in-flight gauge counts it).
-    hookwire_tests::eventually("request in flight", Duration::from_secs(30), || async {
-        let metrics = hookwire_tests::scrape(gw.admin).await;
-        (hookwire_tests::metric_value(
-            &metrics,
-            "hookwire_gateway_in_flight",
-            &["provider=\"livetip\""],
-        ) == 1.0)
-            .then_some(())
-    })
-    .await;
+    hookwire_tests::wait_livetip_in_flight(gw.admin, 1.0).await;
     gw.begin_shutdown();
     let during = hookwire_tests::eventually(
         "not ready while draining",

@@ -31,16 +31,7 @@ async fn signal_drains_and_exits_zero(signal: &str) {
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(first).await.unwrap();
     // The request is in hand (the in-flight gauge counts it) before the signal.
-    hookwire_tests::eventually("request in flight", Duration::from_secs(30), || async {
-        let metrics = hookwire_tests::scrape(admin).await;
-        (hookwire_tests::metric_value(
-            &metrics,
-            "hookwire_gateway_in_flight",
-            &["provider=\"livetip\""],
-        ) == 1.0)
-            .then_some(())
-    })
-    .await;
+    hookwire_tests::wait_livetip_in_flight(admin, 1.0).await;
 
     gw.signal(signal);
     // The rest of the body arrives only once the listener has closed to new clients.

@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use hookwire_tests::broker::{TestTopology, publish_raw, tool_link};
 use hookwire_tests::database::TestDatabase;
 use hookwire_tests::eventually;
@@ -20,7 +19,6 @@ use shared::Provider;
 use shared::db::entities::payment::Entity as Payments;
 use shared::db::entities::pluggy_item::Entity as Items;
 use shared::payload::bounds;
-use shared::trace_context::TraceContext;
 use worker::error::{ErrorClass, WorkerError};
 
 async fn send_livetip(gw: &TestGateway, payment: Value, event: &str) -> TestResponse {
@@ -252,17 +250,7 @@ async fn what_no_retry_can_fix_is_dead_lettered_at_the_first_attempt() {
 
     // Past the gateway, straight into the work queue: a sender no column holds.
     let body = json!({"event": "payment_confirmed", "payment": {"sender": "x".repeat(5_000), "amount": 1, "paymentId": "p", "paid": true}}).to_string();
-    let envelope = shared::Envelope {
-        provider: Provider::LiveTip,
-        event: "payment_confirmed".into(),
-        provider_event_id: None,
-        received_at: chrono::Utc::now(),
-        request_id: uuid::Uuid::new_v4(),
-        client_ip: None,
-        http_headers: Vec::new(),
-        trace: TraceContext::new_root(),
-        body: Bytes::from(body.clone()),
-    };
+    let envelope = hookwire_tests::envelope(Provider::LiveTip, "payment_confirmed", body.clone());
     publish_raw(
         &topology.topology.events_exchange(),
         &envelope.routing_key(),

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use hookwire_tests::broker::{TestTopology, drain, header, publish_raw, tool_link};
 use hookwire_tests::database::{PrivatePostgres, TestDatabase};
 use hookwire_tests::eventually;
@@ -11,21 +10,10 @@ use hookwire_tests::gateway::{GatewaySettings, PLUGGY_NEW, spawn_gateway_with};
 use hookwire_tests::http_client::{get, post};
 use hookwire_tests::worker::{event_rows, spawn_worker, wait_finished};
 use shared::Provider;
-use shared::trace_context::TraceContext;
 use worker::dlq;
 
 fn envelope(provider: Provider, event: &str, body: &'static [u8]) -> shared::Envelope {
-    shared::Envelope {
-        provider,
-        event: event.into(),
-        provider_event_id: None,
-        received_at: chrono::Utc::now(),
-        request_id: uuid::Uuid::new_v4(),
-        client_ip: None,
-        http_headers: Vec::new(),
-        trace: TraceContext::new_root(),
-        body: Bytes::from_static(body),
-    }
+    hookwire_tests::envelope(provider, event, body)
 }
 
 /// A gateway on `topology`'s prefix is not needed here: the poison comes from elsewhere.

@@ -70,6 +70,40 @@ pub fn metric_value(text: &str, name: &str, labels: &[&str]) -> f64 {
         .sum()
 }
 
+/// Waits until the gateway whose admin listener is `admin` holds `n` LiveTip requests
+/// in flight (its in-flight gauge, read at scrape time).
+pub async fn wait_livetip_in_flight(admin: std::net::SocketAddr, n: f64) {
+    eventually("request in flight", Duration::from_secs(30), || async {
+        let metrics = scrape(admin).await;
+        (metric_value(
+            &metrics,
+            "hookwire_gateway_in_flight",
+            &["provider=\"livetip\""],
+        ) == n)
+            .then_some(())
+    })
+    .await;
+}
+
+/// An envelope as the gateway would publish it, for messages a test sends past it.
+pub fn envelope(
+    provider: shared::Provider,
+    event: &str,
+    body: impl Into<bytes::Bytes>,
+) -> shared::Envelope {
+    shared::Envelope {
+        provider,
+        event: event.into(),
+        provider_event_id: None,
+        received_at: chrono::Utc::now(),
+        request_id: uuid::Uuid::new_v4(),
+        client_ip: None,
+        http_headers: Vec::new(),
+        trace: shared::trace_context::TraceContext::new_root(),
+        body: body.into(),
+    }
+}
+
 /// Hex HMAC-SHA256 of `body` under `secret`, as Pluggy's guide specifies.
 pub fn pluggy_signature(secret: &str, body: &[u8]) -> String {
     use hmac::{KeyInit, Mac};

@@ -11,7 +11,7 @@ use shared::provider::Provider;
 
 use super::enqueue;
 use crate::error::{ApiError, json_response};
-use crate::http::body::{check_codings, check_declared_length, is_json, read_limited};
+use crate::http::body::{check_codings, check_declared_length, is_json};
 use crate::state::{AppState, RequestContext};
 use crate::verify::livetip::verify;
 
@@ -39,14 +39,9 @@ pub async fn accept(
     if !is_json(&parts.headers) {
         return Err(ApiError::UnsupportedMediaType);
     }
-    let _reserved = state.reserve_body(&parts.headers)?;
-    let body = read_limited(
-        body,
-        &parts.headers,
-        state.body_limit,
-        state.body_read_timeout,
-    )
-    .await?;
+    let (body, _reserved) = state
+        .read_body(&parts.headers, body, state.body_read_timeout)
+        .await?;
     let event = livetip::parse(&body).map_err(|e| ApiError::InvalidPayload(e.0))?;
     let payment_id = event.payment.payment_id;
     enqueue(

@@ -10,7 +10,7 @@ use shared::provider::Provider;
 
 use super::enqueue;
 use crate::error::{ApiError, json_response};
-use crate::http::body::{check_codings, check_declared_length, is_json, read_limited};
+use crate::http::body::{check_codings, check_declared_length, is_json};
 use crate::state::{AppState, RequestContext};
 use crate::verify::pluggy::{HeaderCheck, check_headers, verify_signature};
 
@@ -40,31 +40,21 @@ pub async fn handle(
     // so it reads under the unverified bounds (a few per client, a short deadline).
     let (body, _reserved) = match header_check {
         HeaderCheck::Authentic => {
-            let reserved = state.reserve_body(&parts.headers)?;
-            let body = read_limited(
-                body,
-                &parts.headers,
-                state.body_limit,
-                state.body_read_timeout,
-            )
-            .await?;
-            (body, reserved)
+            state
+                .read_body(&parts.headers, body, state.body_read_timeout)
+                .await?
         }
         HeaderCheck::NeedsBody(signature) => {
             let slot = state.admit_unverified(ctx.client_ip)?;
-            let reserved = state.reserve_body(&parts.headers)?;
-            let body = read_limited(
-                body,
-                &parts.headers,
-                state.body_limit,
-                state.unverified.body_timeout,
-            )
-            .await?;
-            verify.in_scope(|| verify_signature(&state.pluggy_signing_keys, &signature, &body))?;
+            let read = state
+                .read_body(&parts.headers, body, state.unverified.body_timeout)
+                .await?;
+            verify
+                .in_scope(|| verify_signature(&state.pluggy_signing_keys, &signature, &read.0))?;
             // Verified: it no longer counts against the unverified bounds while it waits
             // for the broker's confirm.
             drop(slot);
-            (body, reserved)
+            read
         }
     };
     let head = parse_head(&body).map_err(|e| ApiError::InvalidPayload(e.0))?;
