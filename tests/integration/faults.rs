@@ -293,9 +293,15 @@ async fn the_books_fail_when_an_event_is_applied_twice() {
         .await
         .unwrap();
     let txn = conn.begin().await.unwrap();
-    worker::handlers::apply(&txn, &envelope, row.id, prepared)
+    let written = worker::logs::Buffer::default();
+    let scope = worker::handlers::Scope {
+        written: &written,
+        unbound: None,
+    };
+    worker::handlers::apply(&txn, &envelope, row.id, prepared, &scope)
         .await
         .unwrap();
+    written.flush(&txn).await.unwrap();
     txn.commit().await.unwrap();
 
     let books = hookwire_tests::books::settle(

@@ -20,6 +20,7 @@ mod payload_bounds;
 mod pluggy_commands;
 mod pluggy_sync;
 mod rejections_and_retention;
+mod worker_batches;
 mod worker_failures;
 mod worker_pipeline;
 mod worker_processes;

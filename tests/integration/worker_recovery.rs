@@ -74,10 +74,17 @@ async fn a_killed_workers_in_flight_events_are_applied_at_their_first_redelivery
     for i in 0..20 {
         livetip(&gw, &format!("lt-{i}")).await;
     }
+    // Every event is in the first worker's hands (its slots' prefetch) and its
+    // transactions wait on the lock, their inbox rows written but not committed.
+    let queue = gw.topology.topology.work_queue(shared::Provider::LiveTip);
     eventually(
-        "all eight LiveTip slots of the first worker are mid-transaction",
+        "every event delivered to the first worker, its batches mid-transaction",
         Duration::from_secs(30),
-        || async { (lock_waiters(&conn).await == 8).then_some(()) },
+        || async {
+            (hookwire_tests::broker::ready_messages(&queue).await == 0
+                && lock_waiters(&conn).await >= 1)
+                .then_some(())
+        },
     )
     .await;
     first.signal("KILL");
@@ -115,6 +122,85 @@ async fn a_killed_workers_in_flight_events_are_applied_at_their_first_redelivery
         0.0,
         "no retry step was used"
     );
+}
+
+/// The worker commits a batch and dies before its ack reaches the broker: the broker
+/// redelivers every event of it, and the next worker acknowledges them as duplicates
+/// without a second effect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_between_a_batchs_commit_and_its_ack_applies_nothing_twice() {
+    use hookwire_tests::proxy::{Mode, TcpProxy};
+    let db = TestDatabase::postgres().await;
+    let gw = spawn_gateway().await;
+    let conn = db.connect().await;
+    shared::db::migrate(&conn).await.unwrap();
+    let proxy = TcpProxy::start("127.0.0.1:5672".parse().unwrap(), Mode::Up).await;
+    let through_proxy = proxy.amqp_url();
+
+    // Hold the first worker's batches before their commit.
+    let holder = conn.begin().await.unwrap();
+    holder
+        .execute_unprepared("LOCK TABLE webhook_logs IN SHARE MODE")
+        .await
+        .unwrap();
+    let mut first = WorkerProcess::spawn(&db.url, &gw.topology, &["--amqp-url", &through_proxy]);
+    for i in 0..10 {
+        livetip(&gw, &format!("acked-late-{i}")).await;
+    }
+    let queue = gw.topology.topology.work_queue(shared::Provider::LiveTip);
+    eventually(
+        "every event in the first worker's batches, before their commit",
+        Duration::from_secs(30),
+        || async {
+            (hookwire_tests::broker::ready_messages(&queue).await == 0
+                && lock_waiters(&conn).await >= 1)
+                .then_some(())
+        },
+    )
+    .await;
+    // Its acks will not reach the broker; then let the batches commit.
+    proxy.set(Mode::Stall);
+    holder.rollback().await.unwrap();
+    wait_finished(&conn, 10, Duration::from_secs(30)).await;
+    first.signal("KILL");
+    assert!(!first.wait_exit(Duration::from_secs(10)).await.success());
+    proxy.set(Mode::Down);
+
+    let second = spawn_worker(&db.url, &gw.topology, &[]).await;
+    eventually(
+        "every copy redelivered and acknowledged as a duplicate",
+        Duration::from_secs(30),
+        || async {
+            (second
+                .ctx
+                .stats
+                .duplicates
+                .load(std::sync::atomic::Ordering::Relaxed)
+                == 10)
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        second
+            .ctx
+            .stats
+            .processed
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    let rows = event_rows(&conn).await;
+    assert_eq!(rows.len(), 10);
+    for row in &rows {
+        assert_eq!(
+            (row.status.as_str(), row.attempts, row.duplicates),
+            ("processed", 1, 1),
+            "{row:?}"
+        );
+    }
+    assert_eq!(Payments::find().count(&conn).await.unwrap(), 10);
+    assert_eq!(hookwire_tests::broker::ready_messages(&queue).await, 0);
+    assert!(second.stop().await);
 }
 
 fn pluggy_flags(fake: &FakePluggy, lease: &str) -> Vec<String> {

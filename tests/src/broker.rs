@@ -113,6 +113,27 @@ pub async fn drain(queue: &str) -> Vec<Taken> {
     taken
 }
 
+/// Messages ready in `queue` (not counting those delivered and unacknowledged).
+pub async fn ready_messages(queue: &str) -> u32 {
+    let conn = Connection::connect(&crate::amqp_url(), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    let declared = channel
+        .queue_declare(
+            queue.into(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..lapin::options::QueueDeclareOptions::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let _ = conn.close(200, "counted".into()).await;
+    declared.message_count()
+}
+
 /// Waits until `queue` has yielded `count` messages in total, and returns them.
 pub async fn take(queue: &str, count: usize) -> Vec<Taken> {
     let mut all = Vec::new();

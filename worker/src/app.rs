@@ -9,7 +9,6 @@ use shared::Provider;
 use shared::amqp::{BrokerLink, LinkConfig, TopologyScope};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::config::WorkerSettings;
 use crate::consumer::{self, QueueKind};
@@ -133,7 +132,6 @@ impl Worker {
     /// (within the deadline) and closes the broker connection. Returns whether every
     /// in-flight event settled in time.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> bool {
-        let tracker = TaskTracker::new();
         let health_stop = CancellationToken::new();
         let health = tokio::spawn(crate::health::serve(
             self.health,
@@ -163,7 +161,6 @@ impl Worker {
                     self.ctx.clone(),
                     queue,
                     kind,
-                    tracker.clone(),
                     shutdown.clone(),
                 ))
             })
@@ -177,8 +174,6 @@ impl Worker {
             for consumer in consumers {
                 let _ = consumer.await;
             }
-            tracker.close();
-            tracker.wait().await;
         })
         .await
         .is_ok();

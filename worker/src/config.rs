@@ -112,30 +112,44 @@ pub struct WorkerSettings {
     #[arg(long, env = "AMQP_PREFIX", default_value = "hookwire", value_parser = parse_topology)]
     pub amqp_prefix: Topology,
 
-    /// LiveTip events handled at once in this process. Each queue has its own slots,
-    /// so slow Pluggy syncs never hold up payments.
-    #[arg(long, env = "WORKER_LIVETIP_CONCURRENCY", default_value_t = 8,
+    /// LiveTip slots of this process: each is a consumer on its own channel handling
+    /// one batch at a time, so this many transactions run at once. Each queue has its
+    /// own slots, so slow Pluggy syncs never hold up payments.
+    #[arg(long, env = "WORKER_LIVETIP_CONCURRENCY", default_value_t = 4,
           value_parser = clap::value_parser!(u16).range(1..=1_000))]
     pub worker_livetip_concurrency: u16,
 
-    /// Unacknowledged LiveTip deliveries the broker sends ahead: a little above the
-    /// concurrency, so a slot that frees finds the next event here, while the rest
-    /// stays in the queue for other replicas.
-    #[arg(long, env = "WORKER_LIVETIP_PREFETCH", default_value_t = 10,
+    /// Unacknowledged LiveTip deliveries the broker sends ahead to each slot: a batch
+    /// is at most this many. Equal to the batch size: while one slot commits, the
+    /// others' deliveries are already here.
+    #[arg(long, env = "WORKER_LIVETIP_PREFETCH", default_value_t = 64,
           value_parser = clap::value_parser!(u16).range(1..=10_000))]
     pub worker_livetip_prefetch: u16,
 
-    /// Pluggy events handled at once in this process (each may wait seconds on
-    /// Pluggy's API).
+    /// Pluggy slots of this process. An event that calls Pluggy's API is handled alone
+    /// (for seconds, maybe), so at most this many syncs run at once.
     #[arg(long, env = "WORKER_PLUGGY_CONCURRENCY", default_value_t = 4,
           value_parser = clap::value_parser!(u16).range(1..=1_000))]
     pub worker_pluggy_concurrency: u16,
 
-    /// Unacknowledged Pluggy deliveries sent ahead: equal to the concurrency, since a
-    /// sync takes seconds and an event held here is one another replica could run.
+    /// Unacknowledged Pluggy deliveries sent ahead to each slot: small, since a sync
+    /// takes seconds and an event held here is one another replica could run.
     #[arg(long, env = "WORKER_PLUGGY_PREFETCH", default_value_t = 4,
           value_parser = clap::value_parser!(u16).range(1..=10_000))]
     pub worker_pluggy_prefetch: u16,
+
+    /// Deliveries one slot handles in one database transaction (also bounded by the
+    /// queue's prefetch). At most 64: each event runs under a savepoint, and PostgreSQL
+    /// keeps 64 subtransactions per transaction in memory.
+    #[arg(long, env = "WORKER_BATCH_SIZE", default_value_t = 64,
+          value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_BATCH_SIZE)))]
+    pub worker_batch_size: u16,
+
+    /// How long a forming batch (two or more deliveries already in hand) waits for
+    /// more. A lone delivery never waits: at low rates each event is handled as it
+    /// arrives.
+    #[arg(long, env = "WORKER_BATCH_WAIT", default_value = "2ms", value_parser = parse_duration)]
+    pub worker_batch_wait: Duration,
 
     /// Retired (one prefetch for every queue); refused with the names that replace it.
     #[arg(long, env = "WORKER_PREFETCH", hide = true, value_parser = retired_prefetch)]
@@ -221,13 +235,20 @@ pub struct WorkerSettings {
     pub log_format: LogFormat,
 }
 
+/// The most events one transaction takes. Each effect runs under a savepoint, a
+/// subtransaction; PostgreSQL keeps up to 64 of them per transaction in shared memory,
+/// and past that every other session's snapshot checks pay for a lookup on disk.
+pub const MAX_BATCH_SIZE: u16 = 64;
+
 /// How much of one queue a worker process takes on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QueueLimits {
-    /// Events handled at once.
+    /// Slots: consumers, each with its own channel and one batch at a time.
     pub concurrency: usize,
-    /// Deliveries the broker sends ahead.
+    /// Deliveries the broker sends ahead to each slot.
     pub prefetch: u16,
+    /// Deliveries per batch.
+    pub batch: usize,
 }
 
 fn retired_prefetch(_: &str) -> Result<String, String> {
@@ -280,14 +301,14 @@ impl WorkerSettings {
         if pool < slots {
             return Err(format!(
                 "DATABASE_MAX_CONNECTIONS ({pool}) is below the slots of every queue together \
-                 ({slots}: WORKER_LIVETIP_CONCURRENCY + WORKER_PLUGGY_CONCURRENCY + 2 for the audit queue)"
+                 ({slots}: WORKER_LIVETIP_CONCURRENCY + WORKER_PLUGGY_CONCURRENCY + 1 for the audit queue)"
             ));
         }
         Ok(())
     }
 
-    /// Concurrency and prefetch of a work queue; `None` is the gateway's audit queue
-    /// (small records, two at a time are plenty).
+    /// Slots, prefetch and batch size of a work queue; `None` is the gateway's audit
+    /// queue (small records: one slot is plenty).
     pub fn queue_limits(&self, provider: Option<Provider>) -> QueueLimits {
         let (concurrency, prefetch) = match provider {
             Some(Provider::LiveTip) => (
@@ -295,11 +316,12 @@ impl WorkerSettings {
                 self.worker_livetip_prefetch,
             ),
             Some(Provider::Pluggy) => (self.worker_pluggy_concurrency, self.worker_pluggy_prefetch),
-            None => (2, 4),
+            None => (1, 4),
         };
         QueueLimits {
             concurrency: usize::from(concurrency),
             prefetch,
+            batch: usize::from(self.worker_batch_size.min(prefetch)),
         }
     }
 
@@ -393,12 +415,14 @@ mod tests {
             limits.ok(),
             Some((
                 QueueLimits {
-                    concurrency: 8,
-                    prefetch: 10
+                    concurrency: 4,
+                    prefetch: 64,
+                    batch: 64
                 },
                 QueueLimits {
                     concurrency: 2,
-                    prefetch: 4
+                    prefetch: 4,
+                    batch: 4
                 }
             ))
         );

@@ -1,24 +1,27 @@
 //! Competing consumers on one queue: any number of worker processes share it, the
 //! broker spreads deliveries, prefetch bounds what each holds.
 //!
-//! The loop survives broker restarts: when the channel dies it waits for the link to
+//! A queue gets `concurrency` slots. A slot is one consumer on its own channel taking
+//! one batch at a time ([`crate::collect`]) and handing it to [`crate::batch`], so
+//! everything unsettled on its channel belongs to the batch in hand: one `multiple`
+//! ack can settle it.
+//!
+//! A slot survives broker restarts: when its channel dies it waits for the link to
 //! reconnect and consumes again. Deliveries that were in flight are redelivered by the
 //! broker; the inbox turns the copies into duplicates.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use shared::Provider;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
+use crate::config::QueueLimits;
 use crate::context::WorkerContext;
-use crate::pipeline;
+use crate::{audit, batch, collect};
 
 /// What a queue carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,101 +32,145 @@ pub enum QueueKind {
     Rejected,
 }
 
-/// Consumes `queue` until `shutdown`; handlers run on `tracker`, at most the queue's
-/// own concurrency at once (its slots are its own: one queue's slow work never
-/// starves another's).
+/// Consumes `queue` with its slots until `shutdown`; returns once every slot has
+/// settled its batch in hand (or handed it back).
 pub async fn consume(
     ctx: Arc<WorkerContext>,
     queue: String,
     kind: QueueKind,
-    tracker: TaskTracker,
     shutdown: CancellationToken,
 ) {
     let limits = ctx.settings.queue_limits(match kind {
         QueueKind::Events(provider) => Some(provider),
         QueueKind::Rejected => None,
     });
-    let slots = Arc::new(Semaphore::new(limits.concurrency));
-    while !shutdown.is_cancelled() {
-        if !ctx.link.wait_ready(Duration::from_secs(1)).await {
-            continue;
+    let subscribed = Arc::new(AtomicUsize::new(0));
+    let slots = (0..limits.concurrency).map(|slot| {
+        let slot = Slot {
+            ctx: ctx.clone(),
+            queue: queue.clone(),
+            tag: format!("{}-{}-{slot}", ctx.worker_id, queue),
+            kind,
+            limits,
+            subscribed: subscribed.clone(),
+        };
+        tokio::spawn(slot.run(shutdown.clone()))
+    });
+    for slot in slots.collect::<Vec<_>>() {
+        if let Err(error) = slot.await {
+            tracing::error!(%error, %queue, "a consumer slot ended abnormally");
         }
-        let channel = match ctx.link.open_channel().await {
-            Ok(channel) => channel,
-            Err(error) => {
-                tracing::debug!(%error, %queue, "no channel yet");
-                tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// One consumer of a queue.
+struct Slot {
+    ctx: Arc<WorkerContext>,
+    queue: String,
+    tag: String,
+    kind: QueueKind,
+    limits: QueueLimits,
+    /// The queue's slots currently subscribed; the queue counts as consumed from the
+    /// first.
+    subscribed: Arc<AtomicUsize>,
+}
+
+impl Slot {
+    async fn run(self, shutdown: CancellationToken) {
+        let ctx = &self.ctx;
+        while !shutdown.is_cancelled() {
+            if !ctx.link.wait_ready(Duration::from_secs(1)).await {
                 continue;
             }
-        };
-        let started = async {
-            channel
-                .basic_qos(limits.prefetch, BasicQosOptions::default())
-                .await?;
-            channel
-                .basic_consume(
-                    queue.as_str().into(),
-                    format!("{}-{}", ctx.worker_id, queue).into(),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
-        }
-        .await;
-        let mut consumer = match started {
-            Ok(consumer) => consumer,
-            Err(error) => {
-                tracing::warn!(%error, %queue, "cannot consume; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
+            let channel = match ctx.link.open_channel().await {
+                Ok(channel) => channel,
+                Err(error) => {
+                    tracing::debug!(%error, queue = %self.queue, "no channel yet");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            let started = async {
+                channel
+                    .basic_qos(self.limits.prefetch, BasicQosOptions::default())
+                    .await?;
+                channel
+                    .basic_consume(
+                        self.queue.as_str().into(),
+                        self.tag.as_str().into(),
+                        BasicConsumeOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await
             }
-        };
-        ctx.consuming.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(%queue, "consuming");
-        loop {
-            tokio::select! {
-                next = consumer.next() => match next {
-                    Some(Ok(delivery)) => {
-                        let Ok(permit) = slots.clone().acquire_owned().await else { break };
-                        let ctx = ctx.clone();
-                        let shutdown = shutdown.clone();
-                        tracker.spawn(async move {
-                            match kind {
-                                QueueKind::Events(provider) => {
-                                    pipeline::process_event(&ctx, provider, delivery, &shutdown).await;
-                                }
-                                QueueKind::Rejected => pipeline::process_rejected(&ctx, delivery, &shutdown).await,
-                            }
-                            drop(permit);
-                        });
-                    }
-                    Some(Err(error)) => {
-                        tracing::warn!(%error, %queue, "consumer failed; re-subscribing");
+            .await;
+            let mut consumer = match started {
+                Ok(consumer) => consumer,
+                Err(error) => {
+                    tracing::warn!(%error, queue = %self.queue, "cannot consume; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if self.subscribed.fetch_add(1, Ordering::Relaxed) == 0 {
+                ctx.consuming.fetch_add(1, Ordering::Relaxed);
+            }
+            tracing::info!(queue = %self.queue, slot = %self.tag, "consuming");
+            loop {
+                let next = tokio::select! {
+                    next = collect::next_batch(&mut consumer, self.limits.batch, ctx.settings.worker_batch_wait) => next,
+                    () = shutdown.cancelled() => {
+                        // Stop new deliveries; what the broker sent ahead goes back when
+                        // the channel closes.
+                        let _ = channel
+                            .basic_cancel(consumer.tag(), BasicCancelOptions::default())
+                            .await;
                         break;
                     }
-                    None => {
-                        tracing::warn!(%queue, "consumer cancelled by the broker; re-subscribing");
-                        break;
-                    }
-                },
-                () = shutdown.cancelled() => {
-                    // Stop new deliveries; those in hand finish (or are requeued when the
-                    // channel closes at the end).
-                    let _ = channel
-                        .basic_cancel(consumer.tag(), BasicCancelOptions::default())
-                        .await;
+                };
+                let Some(deliveries) = next else {
+                    tracing::warn!(queue = %self.queue, "consumer cancelled by the broker; re-subscribing");
+                    break;
+                };
+                let mut failed = None;
+                let deliveries: Vec<_> = deliveries
+                    .into_iter()
+                    .filter_map(|d| d.map_err(|e| failed = Some(e)).ok())
+                    .collect();
+                self.handle(deliveries, &shutdown).await;
+                if let Some(error) = failed {
+                    tracing::warn!(%error, queue = %self.queue, "consumer failed; re-subscribing");
                     break;
                 }
             }
+            if self.subscribed.fetch_sub(1, Ordering::Relaxed) == 1 {
+                ctx.consuming.fetch_sub(1, Ordering::Relaxed);
+            }
+            if shutdown.is_cancelled() {
+                let _ = channel.close(200, "worker stopping".into()).await;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        ctx.consuming.fetch_sub(1, Ordering::Relaxed);
-        if shutdown.is_cancelled() {
-            // Keep the channel open until in-flight handlers have settled their deliveries.
-            tracker.close();
-            tracker.wait().await;
-            let _ = channel.close(200, "worker stopping".into()).await;
-            break;
+    }
+
+    async fn handle(
+        &self,
+        deliveries: Vec<lapin::message::Delivery>,
+        shutdown: &CancellationToken,
+    ) {
+        if deliveries.is_empty() {
+            return;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        match self.kind {
+            QueueKind::Events(provider) => {
+                batch::run(&self.ctx, provider, deliveries, shutdown).await;
+            }
+            QueueKind::Rejected => {
+                for delivery in deliveries {
+                    audit::process(&self.ctx, delivery, shutdown).await;
+                }
+            }
+        }
     }
 }

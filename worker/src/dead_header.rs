@@ -1,5 +1,5 @@
 //! Dead-letter headers: why, what kind of failure, after how many attempts, when. Their
-//! own module: the pipeline writes them, the dead-letter tools and the queue monitor
+//! own module: the settlement writes them, the dead-letter tools and the queue monitor
 //! read them.
 
 /// Human-readable reason with its cause chain.

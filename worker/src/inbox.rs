@@ -5,7 +5,7 @@
 //! failed attempt, an expired lease after a crash) is taken over. Completing requires
 //! the claim token, inside the transaction that applies the effect.
 //!
-//! Two ways to hold a claim (the pipeline picks one per event):
+//! Two ways to hold a claim (the batch or the one-event path picks one per event):
 //! - inside the effect's own transaction, for events that are one transaction: the
 //!   row is invisible until the commit, a concurrent copy waits on its key, and a
 //!   worker that dies takes its claim with it (its connection closes, PostgreSQL rolls
@@ -17,9 +17,10 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryTrait,
 };
 use shared::Envelope;
 use shared::db::entities::webhook_event::{self, Column, Entity as WebhookEvents, Status};
@@ -136,6 +137,153 @@ pub async fn claim<C: ConnectionTrait>(
         }
         _ => None,
     })
+}
+
+/// What claiming one event of a batch found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claimed {
+    /// This transaction holds the event's row (new, or a failed attempt taken over).
+    Owned(Uuid),
+    /// The event was already handled; this copy's `duplicates` is counted.
+    Duplicate,
+    /// Someone else's live lease: the event is handled alone, which waits it out.
+    Elsewhere,
+}
+
+/// Claims a batch's events inside its transaction, in one statement: new events are
+/// inserted, failed attempts and expired leases taken over, and copies of finished
+/// events recognised (and counted) in the same round trip. Rows are written in key
+/// order, so two batches holding copies of the same events lock them in one order and
+/// cannot deadlock. `events` must not repeat a key. Answers in `events`' order.
+pub async fn claim_batch<C: ConnectionTrait>(
+    db: &C,
+    events: &[(&Envelope, &str)],
+    lease: Duration,
+) -> Result<Vec<Claimed>, sea_orm::DbErr> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let now = Utc::now();
+    let lease_until = lease_end(now, lease);
+    let mut order: Vec<usize> = (0..events.len()).collect();
+    order.sort_by_key(|&i| events[i].1);
+    let tokens: Vec<Uuid> = events.iter().map(|_| Uuid::new_v4()).collect();
+    let rows = order.iter().map(|&i| {
+        let (envelope, key) = events[i];
+        let mut row = new_row(envelope, key, now);
+        row.claim_token = Set(Some(tokens[i]));
+        row.lease_until = Set(Some(lease_until));
+        row
+    });
+    let old = |column: Column| Expr::col((WebhookEvents, column));
+    let excluded = |column: Column| Expr::col((Alias::new("excluded"), column));
+    // The existing row may be taken: not finished, and not under a live lease.
+    let takeable = old(Column::Status).is_not_in(Status::FINAL).and(
+        old(Column::Status)
+            .ne(Status::Processing.as_str())
+            .or(old(Column::LeaseUntil).is_null())
+            .or(old(Column::LeaseUntil).lt(now)),
+    );
+    let finished = old(Column::Status).is_in(Status::FINAL);
+    let when_taken = |column: Column, taken: Expr| {
+        Into::<Expr>::into(Expr::case(takeable.clone(), taken).finally(old(column)))
+    };
+    let conflict = OnConflict::columns([Column::Provider, Column::DedupeKey])
+        .value(
+            Column::Status,
+            when_taken(Column::Status, Expr::value(Status::Processing.as_str())),
+        )
+        .value(
+            Column::ClaimToken,
+            when_taken(Column::ClaimToken, excluded(Column::ClaimToken)),
+        )
+        .value(
+            Column::LeaseUntil,
+            when_taken(Column::LeaseUntil, excluded(Column::LeaseUntil)),
+        )
+        .value(
+            Column::Attempts,
+            when_taken(Column::Attempts, old(Column::Attempts).add(1)),
+        )
+        .value(
+            Column::Duplicates,
+            Into::<Expr>::into(
+                Expr::case(finished, old(Column::Duplicates).add(1))
+                    .finally(old(Column::Duplicates)),
+            ),
+        )
+        .value(Column::UpdatedAt, excluded(Column::UpdatedAt))
+        .to_owned();
+    let mut statement = WebhookEvents::insert_many(rows)
+        .on_conflict(conflict)
+        .into_query();
+    statement.returning(Query::returning().columns([
+        Column::Id,
+        Column::DedupeKey,
+        Column::Status,
+        Column::ClaimToken,
+    ]));
+    let mut found = std::collections::HashMap::new();
+    for row in db.query_all(&statement).await? {
+        let key: String = row.try_get("", "dedupe_key")?;
+        let claimed = if row
+            .try_get::<Option<Uuid>>("", "claim_token")?
+            .is_some_and(|t| {
+                events
+                    .iter()
+                    .position(|(_, k)| *k == key)
+                    .is_some_and(|i| tokens[i] == t)
+            }) {
+            Claimed::Owned(row.try_get("", "id")?)
+        } else if Status::is_final(&row.try_get::<String>("", "status")?) {
+            Claimed::Duplicate
+        } else {
+            Claimed::Elsewhere
+        };
+        found.insert(key, claimed);
+    }
+    Ok(events
+        .iter()
+        .map(|(_, key)| found.get(*key).copied().unwrap_or(Claimed::Elsewhere))
+        .collect())
+}
+
+/// Marks a batch's applied events done, inside its transaction: one statement per
+/// final status. Returns how many rows changed (all of them, since the transaction
+/// holds every claimed row from the claim to the commit).
+pub async fn complete_batch<C: ConnectionTrait>(
+    txn: &C,
+    done: &[(Uuid, Status)],
+    worker_id: &str,
+) -> Result<u64, sea_orm::DbErr> {
+    let now = Utc::now();
+    let mut changed = 0;
+    for status in [Status::Processed, Status::Ignored, Status::Rejected] {
+        let ids: Vec<Uuid> = done
+            .iter()
+            .filter(|(_, s)| *s == status)
+            .map(|(id, _)| *id)
+            .collect();
+        if ids.is_empty() {
+            continue;
+        }
+        changed += WebhookEvents::update_many()
+            .col_expr(Column::Status, Expr::value(status.as_str()))
+            .col_expr(Column::ProcessedAt, Expr::value(now))
+            .col_expr(Column::UpdatedAt, Expr::value(now))
+            .col_expr(Column::ProcessedBy, Expr::value(worker_id.to_owned()))
+            .col_expr(Column::ClaimToken, Expr::value(Option::<Uuid>::None))
+            .col_expr(
+                Column::LeaseUntil,
+                Expr::value(Option::<chrono::DateTime<Utc>>::None),
+            )
+            .col_expr(Column::LastError, Expr::value(Option::<String>::None))
+            .filter(Column::Id.is_in(ids))
+            .exec(txn)
+            .await?
+            .rows_affected;
+    }
+    Ok(changed)
 }
 
 /// A fresh inbox row for `envelope`: processing, first attempt, no claim yet.

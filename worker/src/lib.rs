@@ -3,8 +3,12 @@
 //! # Layout
 //! - [`config`]: settings and subcommands; [`cli`]: the binary.
 //! - [`app`]: [`app::Worker`] builds (database, migrations, broker link) and runs.
-//! - [`consumer`]: competing consumers per queue, reconnecting with the link.
-//! - [`pipeline`]: one delivery to its settlement: ack, delayed retry or dead letter.
+//! - [`consumer`]: competing consumers per queue, a slot per channel, reconnecting with
+//!   the link; [`collect`] forms a slot's batch.
+//! - [`batch`]: a batch's events in one transaction, then one `multiple` ack;
+//!   [`event`]: one event alone (Pluggy API calls, failures inside a batch);
+//!   [`incoming`]: a delivery as read; [`settlement`]: ack, delayed retry or dead
+//!   letter; [`audit`]: the gateway's rejected-request records.
 //! - [`inbox`]: claim-before-effect on `webhook_events`, the exactly-once mechanism.
 //! - [`handlers`]: per-provider effects, inside the claim's transaction.
 //! - [`retry`]: the backoff policy and retry steps; [`error`]: transient or permanent.
@@ -12,22 +16,27 @@
 //!   [`logs`]: the spec's webhook log.
 
 pub mod app;
+pub mod audit;
+pub mod batch;
 pub mod cli;
+pub mod collect;
 pub mod config;
 pub mod consumer;
 pub mod context;
 pub mod dead_header;
 pub mod dlq;
 pub mod error;
+pub mod event;
 pub mod handlers;
 pub mod health;
 pub mod inbox;
+pub mod incoming;
 pub mod logs;
-pub mod pipeline;
 pub mod pluggy;
 pub mod queue_monitor;
 pub mod retention;
 pub mod retry;
+pub mod settlement;
 pub mod telemetry;
 
 pub use app::Worker;

@@ -4,7 +4,7 @@
 //! the oldest dead letter is read by peeking at the head of each dead-letter queue and
 //! handing it straight back: those queues have no consumers and no expiry, so a peek
 //! changes nothing. The work queues' age is measured as messages are consumed (see
-//! `pipeline`), because peeking there would compete with the consumers.
+//! `event`, `batch`), because peeking there would compete with the consumers.
 
 use std::time::Duration;
 

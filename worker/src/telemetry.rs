@@ -106,3 +106,28 @@ impl EventLabels {
         .record(seconds);
     }
 }
+
+/// A database client span inside an event's consume span. `batch` is how many events
+/// share the statement: a batch's claim and commit appear in every event's trace.
+pub fn db_span(
+    db: &sea_orm::DatabaseConnection,
+    operation: &'static str,
+    batch: usize,
+    parent: &tracing::Span,
+) -> tracing::Span {
+    let db_system = match db.get_database_backend() {
+        sea_orm::DatabaseBackend::Postgres => "postgresql",
+        sea_orm::DatabaseBackend::Sqlite => "sqlite",
+        _ => "other_sql",
+    };
+    tracing::info_span!(
+        parent: parent,
+        "db",
+        otel.name = format!("{operation} webhook_events"),
+        otel.kind = "client",
+        db.system.name = db_system,
+        db.operation.name = operation,
+        db.collection.name = "webhook_events",
+        db.operation.batch.size = batch,
+    )
+}

@@ -10,6 +10,7 @@ pub mod rejected;
 
 use sea_orm::{DatabaseConnection, DatabaseTransaction};
 use sha2::{Digest, Sha256};
+use shared::db::entities::webhook_event::Status;
 use shared::payload::bounds;
 use shared::payload::livetip::LiveTipEvent;
 use shared::payload::pluggy::parse_head;
@@ -28,6 +29,17 @@ pub enum Applied {
     Ignored,
     /// An event the provider's API contradicts: recorded, never applied.
     Rejected,
+}
+
+impl Applied {
+    /// The inbox status the event ends in.
+    pub const fn status(self) -> Status {
+        match self {
+            Self::Processed => Status::Processed,
+            Self::Ignored => Status::Ignored,
+            Self::Rejected => Status::Rejected,
+        }
+    }
 }
 
 /// A prepared event, ready to be written.
@@ -90,17 +102,28 @@ pub async fn prepare(
     }
 }
 
+/// What an effect shares with the transaction it runs in.
+#[derive(Debug)]
+pub struct Scope<'a> {
+    /// The spec's log entries, inserted by the caller with the rest of the
+    /// transaction's.
+    pub written: &'a crate::logs::Buffer,
+    /// LiveTip ids a batch read as unbound before its first effect.
+    pub unbound: Option<&'a livetip::Unbound>,
+}
+
 /// Writes one prepared event.
 pub async fn apply(
     txn: &DatabaseTransaction,
     envelope: &Envelope,
     event_row: Uuid,
     prepared: Prepared,
+    scope: &Scope<'_>,
 ) -> Result<Applied, WorkerError> {
     match prepared {
         Prepared::Pluggy(event, plan) => {
-            pluggy::apply(txn, envelope, event_row, &event, plan).await
+            pluggy::apply(txn, envelope, event_row, &event, plan, scope.written).await
         }
-        Prepared::LiveTip(event) => livetip::apply(txn, envelope, event_row, event).await,
+        Prepared::LiveTip(event) => livetip::apply(txn, envelope, event_row, event, scope).await,
     }
 }

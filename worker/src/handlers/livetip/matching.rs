@@ -57,6 +57,23 @@ pub async fn bound<C: ConnectionTrait>(
         }))
 }
 
+/// Which of `livetip_ids` are bound already (method 1 for a whole batch, one query).
+pub async fn bound_among<C: ConnectionTrait>(
+    db: &C,
+    livetip_ids: &std::collections::HashSet<String>,
+) -> Result<std::collections::HashSet<String>, DbErr> {
+    if livetip_ids.is_empty() {
+        return Ok(std::collections::HashSet::new());
+    }
+    Ok(Bindings::find()
+        .filter(livetip_binding::Column::LivetipPaymentId.is_in(livetip_ids.iter().cloned()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|b| b.livetip_payment_id)
+        .collect())
+}
+
 /// Methods 2 and 3, in order: our ids in the payer's message, then same payer,
 /// currency and amount among unbound pending payments, oldest first. `completes`: the
 /// event is a paid confirmation; then an `underpaid` payment it would settle in full is

@@ -39,6 +39,7 @@ pub async fn apply(
     event_row: Uuid,
     event: &str,
     plan: Plan,
+    written: &logs::Buffer,
 ) -> Result<Applied, WorkerError> {
     let mut summary = json!({});
     let applied = match plan {
@@ -128,20 +129,16 @@ pub async fn apply(
     if let (Some(object), Value::Object(extra)) = (data.as_object_mut(), summary) {
         object.insert("hookwire".into(), Value::Object(extra));
     }
-    logs::write(
-        txn,
-        LogEntry {
-            log_type,
-            event: Some(event.to_owned()),
-            status,
-            data: Some(data.to_string()),
-            ip: envelope.client_ip.map(|ip| ip.to_string()),
-            provider: Some("pluggy"),
-            webhook_event_id: Some(event_row),
-            trace_id: Some(envelope.trace.trace_id()),
-            ..LogEntry::default()
-        },
-    )
-    .await?;
+    written.push(LogEntry {
+        log_type,
+        event: Some(event.to_owned()),
+        status,
+        data: Some(data.to_string()),
+        ip: envelope.client_ip.map(|ip| ip.to_string()),
+        provider: Some("pluggy"),
+        webhook_event_id: Some(event_row),
+        trace_id: Some(envelope.trace.trace_id()),
+        ..LogEntry::default()
+    });
     Ok(applied)
 }

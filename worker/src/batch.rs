@@ -1,0 +1,322 @@
+//! A batch of deliveries from one slot, handled in one database transaction.
+//!
+//! 1. Each delivery is read; those that cannot join the transaction are handled alone
+//!    afterwards: unreadable envelopes, Pluggy events that call the API (no transaction
+//!    may span HTTP calls; they keep their leased claim), and a second copy of an event
+//!    already in the batch.
+//! 2. One transaction: one statement claims every event (copies of finished events
+//!    recognised and counted in the same round trip), one query reads which LiveTip ids
+//!    are bound, then each effect in delivery order under its own savepoint, so that one
+//!    event's failure undoes only its own writes; the spec's log rows and the inbox
+//!    updates as multi-row statements; one commit.
+//! 3. Every event without a committed outcome (its effect failed, or the transaction
+//!    did) is handled alone, as [`crate::event`] does: in-process backoff, then a retry
+//!    step or a dead letter, each settled on its own. Then one `multiple` ack covers the
+//!    committed ones.
+//!
+//! A crash after the commit and before the ack: the broker redelivers the batch, and
+//! the claim statement finds every event finished: acknowledged as duplicates.
+
+use std::collections::HashSet;
+
+use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
+use shared::db::entities::webhook_event::Status;
+use shared::{Envelope, Provider};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::context::WorkerContext;
+use crate::error::{ErrorClass, WorkerError};
+use crate::event::{self, Handled};
+use crate::handlers::{self, Prepared, Scope, livetip::Unbound};
+use crate::inbox::{self, Claimed};
+use crate::incoming::Incoming;
+use crate::logs;
+use crate::retry;
+use crate::settlement::{self, Disposition};
+use crate::telemetry::db_span;
+
+/// Handles and settles a batch of deliveries from `provider`'s work queue.
+pub async fn run(
+    ctx: &WorkerContext,
+    provider: Provider,
+    deliveries: Vec<lapin::message::Delivery>,
+    shutdown: &CancellationToken,
+) {
+    let items: Vec<Incoming> = deliveries
+        .into_iter()
+        .map(|delivery| Incoming::read(ctx, provider, delivery))
+        .collect();
+    let keys: Vec<Option<String>> = items
+        .iter()
+        .map(|item| item.envelope.as_ref().ok().map(handlers::dedupe_key))
+        .collect();
+    let mut seen = HashSet::new();
+    let members: Vec<usize> = (0..items.len())
+        .filter(|&i| match (&items[i].envelope, &keys[i]) {
+            (Ok(envelope), Some(key)) => {
+                !handlers::calls_provider_api(envelope, ctx.pluggy.is_some())
+                    && seen.insert(key.as_str())
+            }
+            _ => false,
+        })
+        .collect();
+    let mut outcomes = vec![None; items.len()];
+    if !members.is_empty() {
+        match with_backoff(ctx, &items, &keys, &members, shutdown).await {
+            Ok(committed) => {
+                for (i, handled) in committed {
+                    outcomes[i] = Some(handled);
+                }
+            }
+            Err(Failed::Alone) => {}
+            Err(Failed::Settle(settle)) => {
+                for (i, item) in items.into_iter().enumerate() {
+                    let disposition = match &settle {
+                        _ if !members.contains(&i) => None,
+                        None => Some(Disposition::Requeue),
+                        Some(error) => Some(event::give_up(ctx, &item, error).await),
+                    };
+                    match disposition {
+                        Some(disposition) => settlement::settle(ctx, item, disposition).await,
+                        None => event::process(ctx, item, shutdown).await,
+                    }
+                }
+                return;
+            }
+        }
+    }
+    let mut done = Vec::new();
+    for ((item, key), outcome) in items.into_iter().zip(keys).zip(outcomes) {
+        match (outcome, key) {
+            (Some(handled), Some(key)) => {
+                event::record(ctx, &item, &key, handled);
+                item.labels.handled_in(item.started.elapsed().as_secs_f64());
+                done.push(item);
+            }
+            // Settled alone before the batch's ack, which must not cover it unsettled.
+            _ => event::process(ctx, item, shutdown).await,
+        }
+    }
+    if let Some(last) = done.last() {
+        settlement::ack_through(&last.delivery).await;
+    }
+}
+
+/// Why a batch did not commit, and what becomes of its members.
+enum Failed {
+    /// One of its events failed with nothing to isolate it (the only one claimed), or
+    /// a statement was refused for good: each event is handled alone, which finds out.
+    Alone,
+    /// The batch as a whole kept failing (the database away) past the in-process
+    /// budget, or shutdown came (`None`): every member settles with that, at once,
+    /// instead of waiting the same outage out one event at a time.
+    Settle(Option<WorkerError>),
+}
+
+/// The batch's transaction, retried whole with backoff while what fails is the batch
+/// itself (a database away, a deadlock), within the in-process budget.
+async fn with_backoff(
+    ctx: &WorkerContext,
+    items: &[Incoming],
+    keys: &[Option<String>],
+    members: &[usize],
+    shutdown: &CancellationToken,
+) -> Result<Vec<(usize, Handled)>, Failed> {
+    use backoff::backoff::Backoff;
+    let mut policy = retry::inline_policy(ctx.settings.worker_inline_retry);
+    loop {
+        let error = match transaction(ctx, items, keys, members).await {
+            Ok(committed) => return Ok(committed),
+            Err(Failure::Event) => return Err(Failed::Alone),
+            Err(Failure::Batch(error)) if error.class() == ErrorClass::Permanent => {
+                tracing::debug!(error = %error.describe(), "batch refused; its events are handled one by one");
+                return Err(Failed::Alone);
+            }
+            Err(Failure::Batch(error)) => error,
+        };
+        ctx.stats.record_failed_attempt();
+        let Some(delay) = policy.next_backoff() else {
+            return Err(Failed::Settle(Some(error)));
+        };
+        tracing::debug!(error = %error.describe(), ?delay, "batch failed; retrying it in process");
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = shutdown.cancelled() => return Err(Failed::Settle(None)),
+        }
+    }
+}
+
+/// What ended one try of the transaction (rolled back).
+enum Failure {
+    /// A statement of the batch as a whole.
+    Batch(WorkerError),
+    /// The only claimed event's effect.
+    Event,
+}
+
+impl From<sea_orm::DbErr> for Failure {
+    fn from(error: sea_orm::DbErr) -> Self {
+        Self::Batch(error.into())
+    }
+}
+
+impl From<WorkerError> for Failure {
+    fn from(error: WorkerError) -> Self {
+        Self::Batch(error)
+    }
+}
+
+/// The batch's transaction; answers the committed outcome of each member it settled.
+async fn transaction(
+    ctx: &WorkerContext,
+    items: &[Incoming],
+    keys: &[Option<String>],
+    members: &[usize],
+) -> Result<Vec<(usize, Handled)>, Failure> {
+    let envelope = |i: usize| items[i].envelope.as_ref().ok();
+    // Parsing (and any read a plan needs) before the transaction; an event that fails
+    // here is handled alone, where its error is classified and settled.
+    let mut prepared: Vec<(usize, &Envelope, &str, Prepared)> = Vec::with_capacity(members.len());
+    for &i in members {
+        let (Some(envelope), Some(key)) = (envelope(i), keys[i].as_deref()) else {
+            continue;
+        };
+        if let Ok(plan) = handlers::prepare(&ctx.db, ctx.pluggy.as_ref(), envelope)
+            .instrument(items[i].span.clone())
+            .await
+        {
+            prepared.push((i, envelope, key, plan));
+        }
+    }
+    if prepared.is_empty() {
+        return Ok(Vec::new());
+    }
+    let txn = ctx.db.begin().await?;
+    match effects(ctx, &txn, items, prepared).await {
+        Ok(committed) => {
+            let spans: Vec<_> = committed
+                .iter()
+                .map(|(i, _)| db_span(&ctx.db, "commit", committed.len(), &items[*i].span))
+                .collect();
+            txn.commit().await?;
+            drop(spans);
+            Ok(committed)
+        }
+        Err(error) => {
+            if let Err(rollback) = txn.rollback().await {
+                tracing::debug!(error = %rollback, "rollback failed; the connection is dropped");
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Claims, applies and marks done, up to (not including) the commit.
+async fn effects(
+    ctx: &WorkerContext,
+    txn: &DatabaseTransaction,
+    items: &[Incoming],
+    prepared: Vec<(usize, &Envelope, &str, Prepared)>,
+) -> Result<Vec<(usize, Handled)>, Failure> {
+    let size = prepared.len();
+    let wanted: Vec<(&Envelope, &str)> = prepared.iter().map(|(_, e, k, _)| (*e, *k)).collect();
+    let spans: Vec<_> = prepared
+        .iter()
+        .map(|(i, ..)| db_span(&ctx.db, "claim", size, &items[*i].span))
+        .collect();
+    let claims = inbox::claim_batch(txn, &wanted, ctx.settings.worker_lease).await?;
+    let livetip_ids: HashSet<String> = prepared
+        .iter()
+        .zip(&claims)
+        .filter_map(|((.., plan), claim)| match (plan, claim) {
+            (Prepared::LiveTip(event), Claimed::Owned(_)) => Some(event.payment.payment_id.clone()),
+            _ => None,
+        })
+        .collect();
+    let unbound = Unbound::read(txn, livetip_ids).await?;
+    drop(spans);
+
+    let owned = claims
+        .iter()
+        .filter(|c| matches!(c, Claimed::Owned(_)))
+        .count();
+    let written = logs::Buffer::default();
+    let mut done: Vec<(Uuid, Status)> = Vec::with_capacity(owned);
+    let mut committed = Vec::with_capacity(size);
+    let mut savepoint = Savepoint::new(owned > 1);
+    for ((i, envelope, _, plan), claim) in prepared.into_iter().zip(claims) {
+        let row = match claim {
+            Claimed::Owned(row) => row,
+            Claimed::Duplicate => {
+                committed.push((i, Handled::Duplicate));
+                continue;
+            }
+            Claimed::Elsewhere => continue,
+        };
+        savepoint.enter(txn).await?;
+        let own = logs::Buffer::default();
+        let scope = Scope {
+            written: &own,
+            unbound: Some(&unbound),
+        };
+        let applied = handlers::apply(txn, envelope, row, plan, &scope)
+            .instrument(db_span(&ctx.db, "apply", 1, &items[i].span))
+            .await;
+        match applied {
+            Ok(applied) => {
+                written.append(own);
+                done.push((row, applied.status()));
+                committed.push((i, Handled::Applied(applied)));
+            }
+            // Alone in the transaction: rolling it all back is the same thing.
+            Err(_) if !savepoint.active => return Err(Failure::Event),
+            Err(error) => {
+                tracing::debug!(parent: &items[i].span, error = %error.describe(),
+                    "event failed inside its batch; rolled back to its savepoint");
+                savepoint.undo(txn).await?;
+            }
+        }
+    }
+    written.flush(txn).await?;
+    if inbox::complete_batch(txn, &done, &ctx.worker_id).await? != done.len() as u64 {
+        return Err(Failure::Batch(WorkerError::Contended(
+            "a batch's claimed inbox row changed before its commit",
+        )));
+    }
+    Ok(committed)
+}
+
+/// One savepoint name reused per effect: releasing the previous one and setting the
+/// next is one round trip.
+struct Savepoint {
+    active: bool,
+    set: bool,
+}
+
+impl Savepoint {
+    fn new(active: bool) -> Self {
+        Self { active, set: false }
+    }
+
+    async fn enter(&mut self, txn: &DatabaseTransaction) -> Result<(), sea_orm::DbErr> {
+        if !self.active {
+            return Ok(());
+        }
+        let sql = if self.set {
+            "RELEASE SAVEPOINT hw_event; SAVEPOINT hw_event"
+        } else {
+            "SAVEPOINT hw_event"
+        };
+        txn.execute_unprepared(sql).await?;
+        self.set = true;
+        Ok(())
+    }
+
+    async fn undo(&self, txn: &DatabaseTransaction) -> Result<(), sea_orm::DbErr> {
+        txn.execute_unprepared("ROLLBACK TO SAVEPOINT hw_event")
+            .await
+            .map(drop)
+    }
+}
