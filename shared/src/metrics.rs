@@ -7,7 +7,10 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Buckets of the worker's batch sizes (events per transaction, at most 64).
+pub const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 48.0, 64.0];
 
 /// Latency buckets in seconds.
 pub const LATENCY_BUCKETS: &[f64] = &[
@@ -30,7 +33,14 @@ const UPKEEP_PERIOD: Duration = Duration::from_secs(5);
 pub fn install() -> Option<&'static PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
-            let builder = PrometheusBuilder::new().set_buckets(LATENCY_BUCKETS).ok()?;
+            let builder = PrometheusBuilder::new()
+                .set_buckets(LATENCY_BUCKETS)
+                .ok()?
+                .set_buckets_for_metric(
+                    Matcher::Full("hookwire_worker_batch_size".into()),
+                    BATCH_BUCKETS,
+                )
+                .ok()?;
             let handle = builder.install_recorder().ok()?;
             let upkeep = handle.clone();
             // Without the thread the process still works; only the memory bound is lost.

@@ -296,7 +296,8 @@ async fn the_books_fail_when_an_event_is_applied_twice() {
     let written = worker::logs::Buffer::default();
     let scope = worker::handlers::Scope {
         written: &written,
-        unbound: None,
+        livetip: None,
+        created: None,
     };
     worker::handlers::apply(&txn, &envelope, row.id, prepared, &scope)
         .await

@@ -21,14 +21,25 @@ async fn one_failing_event_in_a_batch_undoes_only_its_own_writes() {
     let db = TestDatabase::postgres().await;
     let conn = db.connect().await;
     shared::db::migrate(&conn).await.unwrap();
-    // The database refuses one payer's payment: a permanent error (SQLSTATE class 22)
-    // in the middle of one event's effect.
+    // Ten pending payments the events will complete (matched by payer and amount, so
+    // each effect updates its payment inside its savepoint). The database refuses to
+    // change one payer's: a permanent error (SQLSTATE class 22) in the middle of one
+    // event's effect.
+    for i in 0..10 {
+        conn.execute_unprepared(&format!(
+            "INSERT INTO payments (id, user_name, amount, currency, status, created_at, updated_at) \
+             VALUES ('HW-TEST000{i}', '{}', '10.00', 'BRL', 'pending', now(), now())",
+            payer(i)
+        ))
+        .await
+        .unwrap();
+    }
     conn.execute_unprepared(
         "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ \
          BEGIN IF NEW.user_name = 'poison' THEN \
            RAISE EXCEPTION 'refused by the test' USING ERRCODE = '22023'; \
          END IF; RETURN NEW; END $$; \
-         CREATE TRIGGER refuse_poison BEFORE INSERT ON payments \
+         CREATE TRIGGER refuse_poison BEFORE UPDATE ON payments \
          FOR EACH ROW EXECUTE FUNCTION refuse_poison();",
     )
     .await
@@ -52,16 +63,23 @@ async fn one_failing_event_in_a_batch_undoes_only_its_own_writes() {
                        "paymentId": "batch-early", "paid": true});
     livetip_event(gw.addr, "payment_confirmed", first).await;
     for i in 0..10 {
-        let sender = if i == 4 {
-            "poison".to_owned()
-        } else {
-            format!("fan_{i}")
-        };
+        let sender = payer(i);
         livetip_event(
             gw.addr,
             "payment_confirmed",
             json!({"sender": sender, "amount": "10.00", "currency": "BRL",
                    "paymentId": format!("batch-{i}"), "paid": true}),
+        )
+        .await;
+    }
+    // A LiveTip payment nobody expected, confirmed twice with different bodies in the
+    // same batch: the second finds the payment the first created (not yet written).
+    for content in ["first", "second"] {
+        livetip_event(
+            gw.addr,
+            "payment_confirmed",
+            json!({"sender": "twice", "amount": "3.00", "currency": "BRL", "content": content,
+                   "paymentId": "batch-twice", "paid": true}),
         )
         .await;
     }
@@ -74,33 +92,46 @@ async fn one_failing_event_in_a_batch_undoes_only_its_own_writes() {
     .await;
     holder.rollback().await.unwrap();
     let rows = eventually(
-        "ten events processed and one dead",
+        "eleven events processed, one ignored, one dead",
         Duration::from_secs(30),
         || async {
             let rows = event_rows(&conn).await;
             let dead = rows.iter().filter(|r| r.status == "dead").count();
             let processed = rows.iter().filter(|r| r.status == "processed").count();
-            (dead == 1 && processed == 10).then_some(rows)
+            let ignored = rows.iter().filter(|r| r.status == "ignored").count();
+            (dead == 1 && processed == 11 && ignored == 1).then_some(rows)
         },
     )
     .await;
-    // The nine of the second batch were marked done by one statement of one
-    // transaction, after the early one.
+    // The second batch's events were marked done by one transaction, after the early
+    // one.
     let stamps: BTreeSet<_> = rows
         .iter()
-        .filter(|r| r.status == "processed")
+        .filter(|r| r.status != "dead")
         .map(|r| r.processed_at)
         .collect();
     assert_eq!(stamps.len(), 2, "two batches: {stamps:?}");
-    let payers: BTreeSet<String> = Payments::find()
+    let completed: BTreeSet<String> = Payments::find()
         .all(&conn)
         .await
         .unwrap()
         .into_iter()
+        .filter(|p| p.status == "completed")
         .map(|p| p.user_name)
         .collect();
-    assert_eq!(payers.len(), 10);
-    assert!(!payers.contains("poison"));
+    assert_eq!(
+        completed.len(),
+        11,
+        "nine matched, the early one and the twice-confirmed one created"
+    );
+    assert!(!completed.contains("poison"));
+    let twice = Payments::find()
+        .filter(shared::db::entities::payment::Column::UserName.eq("twice"))
+        .all(&conn)
+        .await
+        .unwrap();
+    assert_eq!(twice.len(), 1, "one payment for one LiveTip payment");
+    assert_eq!(twice[0].content.as_deref(), Some("first"));
 
     // The failed event kept none of its writes from inside the batch: its only log
     // entry is the `error` written when it was given up.
@@ -132,10 +163,22 @@ async fn one_failing_event_in_a_batch_undoes_only_its_own_writes() {
             .all(&conn)
             .await
             .unwrap();
-        assert_eq!(logs.len(), 3, "received, created, response: {logs:?}");
+        assert_eq!(
+            logs.len(),
+            3,
+            "received, updated or created, response: {logs:?}"
+        );
     }
 
     // Everything was acknowledged: nothing goes back to the queue when the worker stops.
     assert!(worker.stop().await);
     assert_eq!(ready_messages(&queue).await, 0);
+}
+
+fn payer(i: usize) -> String {
+    if i == 4 {
+        "poison".to_owned()
+    } else {
+        format!("fan_{i}")
+    }
 }

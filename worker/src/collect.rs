@@ -9,54 +9,75 @@ use std::time::Duration;
 
 use futures_util::{FutureExt, Stream, StreamExt};
 
-/// The next batch of at most `size` items (`size` ≥ 1), or `None` when the stream has
-/// ended. An `Err` item ends the batch it joins: the caller handles what came before
-/// it and then re-subscribes.
+/// How big a batch may grow: `items` (at least 1) and `bytes` by `weight` (a batch
+/// holds at least one item, however heavy).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Items.
+    pub items: usize,
+    /// Total weight (message bytes).
+    pub bytes: usize,
+    /// How long a forming batch waits for more.
+    pub wait: Duration,
+}
+
+/// A batch being formed.
+struct Forming<T, E> {
+    items: Vec<Result<T, E>>,
+    bytes: usize,
+    /// No more: full, over its bytes, or an error joined.
+    closed: bool,
+}
+
+impl<T, E> Forming<T, E> {
+    fn push(&mut self, item: Result<T, E>, limits: Limits, weight: impl Fn(&T) -> usize) {
+        match &item {
+            Ok(value) => self.bytes = self.bytes.saturating_add(weight(value)),
+            Err(_) => self.closed = true,
+        }
+        self.items.push(item);
+        if self.items.len() >= limits.items || self.bytes >= limits.bytes {
+            self.closed = true;
+        }
+    }
+}
+
+/// The next batch within `limits`, or `None` when the stream has ended. An `Err` item
+/// ends the batch it joins: the caller handles what came before it and then
+/// re-subscribes.
 pub async fn next_batch<S, T, E>(
     stream: &mut S,
-    size: usize,
-    wait: Duration,
+    limits: Limits,
+    weight: impl Fn(&T) -> usize + Copy,
 ) -> Option<Vec<Result<T, E>>>
 where
     S: Stream<Item = Result<T, E>> + Unpin,
 {
-    let first = stream.next().await?;
-    let failed = first.is_err();
-    let mut batch = vec![first];
-    if failed {
-        return Some(batch);
-    }
+    let mut batch = Forming {
+        items: Vec::new(),
+        bytes: 0,
+        closed: false,
+    };
+    batch.push(stream.next().await?, limits, weight);
     // What is already here.
-    while batch.len() < size {
+    while !batch.closed {
         match stream.next().now_or_never() {
-            Some(Some(item)) => {
-                let failed = item.is_err();
-                batch.push(item);
-                if failed {
-                    return Some(batch);
-                }
-            }
+            Some(Some(item)) => batch.push(item, limits, weight),
             Some(None) | None => break,
         }
     }
-    if batch.len() < 2 || batch.len() >= size || wait.is_zero() {
-        return Some(batch);
+    if batch.items.len() < 2 || batch.closed || limits.wait.is_zero() {
+        return Some(batch.items);
     }
     // A batch is forming: give it a moment to fill.
-    let deadline = tokio::time::Instant::now() + wait;
-    while batch.len() < size {
+    let deadline = tokio::time::Instant::now() + limits.wait;
+    while !batch.closed {
         match tokio::time::timeout_at(deadline, stream.next()).await {
-            Ok(Some(item)) => {
-                let failed = item.is_err();
-                batch.push(item);
-                if failed {
-                    break;
-                }
-            }
+            Ok(Some(item)) => batch.push(item, limits, weight),
             Ok(None) | Err(_) => break,
         }
     }
-    Some(batch)
+    Some(batch.items)
 }
 
 #[cfg(test)]
@@ -78,6 +99,18 @@ mod tests {
         (tx, Box::pin(stream.fuse()))
     }
 
+    fn limits(items: usize, wait_ms: u64) -> Limits {
+        Limits {
+            items,
+            bytes: usize::MAX,
+            wait: Duration::from_millis(wait_ms),
+        }
+    }
+
+    fn weight(value: &u32) -> usize {
+        *value as usize
+    }
+
     fn values(batch: &[Item]) -> Vec<u32> {
         batch.iter().filter_map(|i| i.ok()).collect()
     }
@@ -87,9 +120,7 @@ mod tests {
         let (tx, mut rx) = channel();
         tx.send(Ok(1)).unwrap();
         let started = Instant::now();
-        let batch = next_batch(&mut rx, 64, Duration::from_millis(5))
-            .await
-            .unwrap();
+        let batch = next_batch(&mut rx, limits(64, 5), weight).await.unwrap();
         assert_eq!(values(&batch), [1]);
         assert_eq!(started.elapsed(), Duration::ZERO);
     }
@@ -107,18 +138,14 @@ mod tests {
             late.send(Ok(4)).unwrap();
         });
         let started = Instant::now();
-        let batch = next_batch(&mut rx, 64, Duration::from_millis(5))
-            .await
-            .unwrap();
+        let batch = next_batch(&mut rx, limits(64, 5), weight).await.unwrap();
         assert_eq!(
             values(&batch),
             [1, 2, 3],
             "the one after the deadline waits"
         );
         assert_eq!(started.elapsed(), Duration::from_millis(5));
-        let next = next_batch(&mut rx, 64, Duration::from_millis(5))
-            .await
-            .unwrap();
+        let next = next_batch(&mut rx, limits(64, 5), weight).await.unwrap();
         assert_eq!(values(&next), [4]);
     }
 
@@ -129,15 +156,33 @@ mod tests {
             tx.send(Ok(i)).unwrap();
         }
         let started = Instant::now();
-        let batch = next_batch(&mut rx, 4, Duration::from_millis(5))
-            .await
-            .unwrap();
+        let batch = next_batch(&mut rx, limits(4, 5), weight).await.unwrap();
         assert_eq!(values(&batch), [0, 1, 2, 3]);
         assert_eq!(started.elapsed(), Duration::ZERO);
-        let batch = next_batch(&mut rx, 4, Duration::from_millis(5))
-            .await
-            .unwrap();
+        let batch = next_batch(&mut rx, limits(4, 5), weight).await.unwrap();
         assert_eq!(values(&batch), [4, 5, 6, 7]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_stops_growing_at_its_bytes_but_holds_at_least_one() {
+        let (tx, mut rx) = channel();
+        for value in [700, 200, 200, 5_000, 10] {
+            tx.send(Ok(value)).unwrap();
+        }
+        let bounded = Limits {
+            bytes: 1_000,
+            ..limits(64, 5)
+        };
+        let batch = next_batch(&mut rx, bounded, weight).await.unwrap();
+        assert_eq!(
+            values(&batch),
+            [700, 200, 200],
+            "the one crossing the bound ends it"
+        );
+        let batch = next_batch(&mut rx, bounded, weight).await.unwrap();
+        assert_eq!(values(&batch), [5_000], "alone, however heavy");
+        let batch = next_batch(&mut rx, bounded, weight).await.unwrap();
+        assert_eq!(values(&batch), [10]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -146,19 +191,11 @@ mod tests {
         tx.send(Ok(1)).unwrap();
         tx.send(Err("channel closed")).unwrap();
         tx.send(Ok(2)).unwrap();
-        let batch = next_batch(&mut rx, 64, Duration::from_millis(5))
-            .await
-            .unwrap();
+        let batch = next_batch(&mut rx, limits(64, 5), weight).await.unwrap();
         assert_eq!(batch, [Ok(1), Err("channel closed")]);
         drop(tx);
-        let batch = next_batch(&mut rx, 64, Duration::from_millis(5))
-            .await
-            .unwrap();
+        let batch = next_batch(&mut rx, limits(64, 5), weight).await.unwrap();
         assert_eq!(values(&batch), [2]);
-        assert!(
-            next_batch(&mut rx, 64, Duration::from_millis(5))
-                .await
-                .is_none()
-        );
+        assert!(next_batch(&mut rx, limits(64, 5), weight).await.is_none());
     }
 }

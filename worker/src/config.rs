@@ -145,6 +145,13 @@ pub struct WorkerSettings {
           value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_BATCH_SIZE)))]
     pub worker_batch_size: u16,
 
+    /// Message bytes one batch takes at most (it always takes one message, however
+    /// big): bounds the transaction's statements and what a slot holds while it
+    /// writes them, whatever the bodies are.
+    #[arg(long, env = "WORKER_BATCH_BYTES", default_value_t = 4 * 1_048_576,
+          value_parser = clap::value_parser!(u32).range(1..=256 * 1_048_576))]
+    pub worker_batch_bytes: u32,
+
     /// How long a forming batch (two or more deliveries already in hand) waits for
     /// more. A lone delivery never waits: at low rates each event is handled as it
     /// arrives.

@@ -52,6 +52,11 @@ pub async fn consume(
             tag: format!("{}-{}-{slot}", ctx.worker_id, queue),
             kind,
             limits,
+            batch: collect::Limits {
+                items: limits.batch,
+                bytes: usize::try_from(ctx.settings.worker_batch_bytes).unwrap_or(usize::MAX),
+                wait: ctx.settings.worker_batch_wait,
+            },
             subscribed: subscribed.clone(),
         };
         tokio::spawn(slot.run(shutdown.clone()))
@@ -70,6 +75,7 @@ struct Slot {
     tag: String,
     kind: QueueKind,
     limits: QueueLimits,
+    batch: collect::Limits,
     /// The queue's slots currently subscribed; the queue counts as consumed from the
     /// first.
     subscribed: Arc<AtomicUsize>,
@@ -118,7 +124,7 @@ impl Slot {
             tracing::info!(queue = %self.queue, slot = %self.tag, "consuming");
             loop {
                 let next = tokio::select! {
-                    next = collect::next_batch(&mut consumer, self.limits.batch, ctx.settings.worker_batch_wait) => next,
+                    next = collect::next_batch(&mut consumer, self.batch, |d| d.data.len()) => next,
                     () = shutdown.cancelled() => {
                         // Stop new deliveries; what the broker sent ahead goes back when
                         // the channel closes.

@@ -279,7 +279,8 @@ async fn apply_and_commit(
         let written = logs::Buffer::default();
         let scope = handlers::Scope {
             written: &written,
-            unbound: None,
+            livetip: None,
+            created: None,
         };
         let applied = handlers::apply(&txn, envelope, owner.id, prepared, &scope).await?;
         written.flush(&txn).await?;

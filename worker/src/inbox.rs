@@ -59,7 +59,7 @@ pub async fn claim<C: ConnectionTrait>(
     let now = Utc::now();
     let lease_until = lease_end(now, lease);
     let token = Uuid::new_v4();
-    let id = Uuid::new_v4();
+    let id = Uuid::now_v7();
     let mut row = new_row(envelope, dedupe_key, now);
     row.id = Set(id);
     row.claim_token = Set(Some(token));
@@ -293,7 +293,8 @@ fn new_row(
     now: DateTime<Utc>,
 ) -> webhook_event::ActiveModel {
     webhook_event::ActiveModel {
-        id: Set(Uuid::new_v4()),
+        // Time-ordered: new rows land together at the end of the key's index.
+        id: Set(Uuid::now_v7()),
         provider: Set(envelope.provider.as_str().to_owned()),
         event: Set(truncate(&envelope.event, bounds::EVENT_NAME)),
         dedupe_key: Set(dedupe_key.to_owned()),

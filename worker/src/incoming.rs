@@ -15,8 +15,11 @@ use crate::telemetry;
 /// One delivery from a provider's work queue.
 #[derive(Debug)]
 pub struct Incoming {
-    /// What the broker delivered; settled exactly once.
+    /// What the broker delivered, its body moved to `body`; settled exactly once.
     pub delivery: Delivery,
+    /// The message body (shared with the envelope, republished as is on a retry or
+    /// dead letter): one copy in memory per delivery.
+    pub body: Bytes,
     /// The queue's provider.
     pub provider: Provider,
     /// This delivery's attempt (retry steps count; redeliveries do not).
@@ -33,11 +36,11 @@ pub struct Incoming {
 
 impl Incoming {
     /// Reads `delivery` and counts it.
-    pub fn read(ctx: &WorkerContext, provider: Provider, delivery: Delivery) -> Self {
+    pub fn read(ctx: &WorkerContext, provider: Provider, mut delivery: Delivery) -> Self {
         let attempt = retry::attempts(&delivery.properties) + 1;
+        let body = Bytes::from(std::mem::take(&mut delivery.data));
         let envelope =
-            Envelope::from_amqp(&delivery.properties, Bytes::from(delivery.data.clone()))
-                .map_err(WorkerError::from);
+            Envelope::from_amqp(&delivery.properties, body.clone()).map_err(WorkerError::from);
         let queue = ctx.topology.work_queue(provider);
         let span =
             telemetry::consume_span(&queue, provider, &delivery, envelope.as_ref().ok(), attempt);
@@ -55,6 +58,7 @@ impl Incoming {
         }
         Self {
             delivery,
+            body,
             provider,
             attempt,
             envelope,

@@ -31,18 +31,27 @@ pub struct LogEntry {
 
 /// Inserts the entry (once, when it carries an id).
 pub async fn write<C: ConnectionTrait>(db: &C, entry: LogEntry) -> Result<(), DbErr> {
-    insert(db, vec![row(entry)]).await
+    match WebhookLogs::insert(row(entry))
+        .on_conflict(OnConflict::column(Column::Id).do_nothing().to_owned())
+        .exec_without_returning(db)
+        .await
+    {
+        Ok(_) | Err(DbErr::RecordNotInserted) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Entries an effect writes, held until the transaction inserts them all in one
 /// statement: fewer round trips, and an effect rolled back to its savepoint simply
-/// drops its buffer.
+/// drops its buffer. Their ids are fresh, so the insert needs no conflict check
+/// (a speculative insertion costs PostgreSQL more than a plain one).
 #[derive(Debug, Default)]
 pub struct Buffer(std::sync::Mutex<Vec<webhook_log::ActiveModel>>);
 
 impl Buffer {
     /// Adds an entry, stamped now.
-    pub fn push(&self, entry: LogEntry) {
+    pub fn push(&self, mut entry: LogEntry) {
+        entry.id = None;
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -83,21 +92,17 @@ async fn insert<C: ConnectionTrait>(
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<_> = rows.by_ref().take(ROWS_PER_INSERT).collect();
-        match WebhookLogs::insert_many(chunk)
-            .on_conflict(OnConflict::column(Column::Id).do_nothing().to_owned())
+        WebhookLogs::insert_many(chunk)
             .exec_without_returning(db)
-            .await
-        {
-            Ok(_) | Err(DbErr::RecordNotInserted) => {}
-            Err(e) => return Err(e),
-        }
+            .await?;
     }
     Ok(())
 }
 
 fn row(entry: LogEntry) -> webhook_log::ActiveModel {
     webhook_log::ActiveModel {
-        id: Set(entry.id.unwrap_or_else(Uuid::new_v4)),
+        // Time-ordered: new entries land together at the end of the key's index.
+        id: Set(entry.id.unwrap_or_else(Uuid::now_v7)),
         timestamp: Set(Utc::now()),
         log_type: Set(entry.log_type.to_owned()),
         event: Set(entry.event.map(|e| crate::inbox::truncate(&e, 255))),

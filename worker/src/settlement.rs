@@ -66,6 +66,7 @@ impl From<&WorkerError> for Failure {
 pub async fn settle(ctx: &WorkerContext, incoming: Incoming, disposition: Disposition) {
     let Incoming {
         delivery,
+        body,
         provider,
         span,
         labels,
@@ -96,7 +97,7 @@ pub async fn settle(ctx: &WorkerContext, incoming: Incoming, disposition: Dispos
                 );
                 ctx.stats.record_retry();
                 labels.count("hookwire_worker_messages_retried_total");
-                move_then_ack(ctx, delivery, &exchange, None, properties).await
+                move_then_ack(ctx, delivery, &body, &exchange, None, properties).await
             }
             Disposition::DeadLetter { attempt, failure } => {
                 let queue = ctx.topology.dead_letter_queue(provider);
@@ -122,7 +123,7 @@ pub async fn settle(ctx: &WorkerContext, incoming: Incoming, disposition: Dispos
                 );
                 ctx.stats.record_dead_letter();
                 labels.count("hookwire_worker_messages_dead_lettered_total");
-                move_then_ack(ctx, delivery, "", Some(&queue), properties).await
+                move_then_ack(ctx, delivery, &body, "", Some(&queue), properties).await
             }
         }
     }
@@ -147,6 +148,7 @@ pub async fn ack_through(last: &Delivery) {
 async fn move_then_ack(
     ctx: &WorkerContext,
     delivery: Delivery,
+    body: &[u8],
     exchange: &str,
     queue: Option<&str>,
     properties: lapin::BasicProperties,
@@ -154,7 +156,7 @@ async fn move_then_ack(
     let routing_key = queue.unwrap_or(delivery.routing_key.as_str()).to_owned();
     match ctx
         .link
-        .publish(exchange, &routing_key, &delivery.data, properties)
+        .publish(exchange, &routing_key, body, properties)
         .await
     {
         Ok(()) => delivery.ack(BasicAckOptions::default()).await.map(drop),

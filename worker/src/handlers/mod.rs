@@ -108,8 +108,10 @@ pub struct Scope<'a> {
     /// The spec's log entries, inserted by the caller with the rest of the
     /// transaction's.
     pub written: &'a crate::logs::Buffer,
-    /// LiveTip ids a batch read as unbound before its first effect.
-    pub unbound: Option<&'a livetip::Unbound>,
+    /// What a batch shares among its LiveTip events (reads, deferred creations).
+    pub livetip: Option<&'a livetip::LiveTipBatch>,
+    /// Where this event's new payment waits for the batch's write.
+    pub created: Option<&'a livetip::Created>,
 }
 
 /// Writes one prepared event.

@@ -78,10 +78,13 @@ pub async fn bound_among<C: ConnectionTrait>(
 /// currency and amount among unbound pending payments, oldest first. `completes`: the
 /// event is a paid confirmation; then an `underpaid` payment it would settle in full is
 /// open to it too (by either method), so a later correct payment still completes it.
+/// `open`: the sender's pending and underpaid payments (any currency, oldest first)
+/// when a batch read them up front and they still hold; else they are queried.
 pub async fn candidates<C: ConnectionTrait>(
     db: &C,
     incoming: &LiveTipPayment,
     completes: bool,
+    open: Option<Vec<payment::Model>>,
 ) -> Result<Vec<Candidate>, DbErr> {
     let mut found = Vec::new();
     if let Some(content) = &incoming.content {
@@ -104,9 +107,24 @@ pub async fn candidates<C: ConnectionTrait>(
     // One query per status, each an equality, so the (user_name, status, created_at)
     // index answers it whatever the planner knows: a sender's completed payments,
     // however many, are never read here (an IN list let it scan them all).
-    let mut rows = open_payments(db, incoming, PaymentStatus::Pending).await?;
+    let mut rows = match open {
+        Some(open) => open
+            .into_iter()
+            .filter(|p| {
+                p.currency == incoming.currency
+                    && (p.status == PaymentStatus::Pending.as_str()
+                        || (completes && p.status == PaymentStatus::Underpaid.as_str()))
+            })
+            .collect(),
+        None => {
+            let mut rows = open_payments(db, incoming, PaymentStatus::Pending).await?;
+            if completes {
+                rows.extend(open_payments(db, incoming, PaymentStatus::Underpaid).await?);
+            }
+            rows
+        }
+    };
     if completes {
-        rows.extend(open_payments(db, incoming, PaymentStatus::Underpaid).await?);
         rows.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         // A payment that changed status between the two reads appears once.
         rows.dedup_by(|a, b| a.id == b.id);
@@ -132,6 +150,34 @@ pub async fn candidates<C: ConnectionTrait>(
         candidates: count,
     }));
     Ok(found)
+}
+
+/// The pending and underpaid payments of `senders`, oldest first, in one query (a
+/// batch's read for all its events). Per sender and status an equality, like
+/// [`open_payments`], so the (user_name, status, created_at) index answers it.
+pub async fn open_payments_of<C: ConnectionTrait>(
+    db: &C,
+    senders: &std::collections::HashSet<String>,
+) -> Result<Vec<payment::Model>, DbErr> {
+    if senders.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut any = Condition::any();
+    for sender in senders {
+        for status in [PaymentStatus::Pending, PaymentStatus::Underpaid] {
+            any = any.add(
+                Condition::all()
+                    .add(Column::UserName.eq(sender.as_str()))
+                    .add(Column::Status.eq(status.as_str())),
+            );
+        }
+    }
+    Payments::find()
+        .filter(any)
+        .order_by_asc(Column::CreatedAt)
+        .order_by_asc(Column::Id)
+        .all(db)
+        .await
 }
 
 /// The sender's payments in `status` and the event's currency, oldest first.

@@ -4,12 +4,15 @@
 //! the database, so concurrent deliveries on several replicas reach the same final
 //! state as an in-order delivery would.
 
+pub mod batch;
 pub mod matching;
 pub mod settlement;
 
+pub use batch::{Created, LiveTipBatch};
+
 use chrono::Utc;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 use serde_json::json;
 use shared::Envelope;
 use shared::db::entities::payment::{self, Column, Entity as Payments, MatchedBy, PaymentStatus};
@@ -33,7 +36,8 @@ pub async fn apply(
     let log = Logger {
         txn,
         written: scope.written,
-        unbound: scope.unbound,
+        prefetched: scope.livetip,
+        created: scope.created,
         envelope,
         event_row,
         event: &event.event,
@@ -88,10 +92,18 @@ async fn handle(
     let incoming = &event.payment;
     let kind_log = log_type(kind);
     let completes = target(kind, incoming.paid) == Some(PaymentStatus::Completed);
-    let known_unbound = log.unbound.is_some_and(|u| u.take(&incoming.payment_id));
-    let Some(found) = find(log.txn, incoming, completes, known_unbound).await? else {
+    let Some(found) = find(log.txn, incoming, completes, log.prefetched).await? else {
         if completes {
-            let created = create(log.txn, event).await?;
+            let created = match (log.prefetched, log.created) {
+                // In a batch: written with the batch's other creations, after the last
+                // effect; visible to its later events meanwhile.
+                (Some(_), Some(deferred)) => {
+                    let payment = new_payment(event);
+                    deferred.set(&incoming.payment_id, payment.clone());
+                    payment
+                }
+                _ => create(log.txn, event).await?,
+            };
             log.write(
                 "payment_create",
                 "success",
@@ -198,19 +210,45 @@ async fn handle(
 }
 
 /// The specification's matching order; a candidate taken by a concurrent event is
-/// skipped for the next one. `known_unbound`: the batch read no binding for this
-/// LiveTip id before its first effect, and no earlier event of it touched the id; a
-/// binding made since by another replica is still caught, by `bind`'s key.
+/// skipped for the next one. What a batch read up front answers instead of a query
+/// when it still holds (see [`prefetch`]); a binding made since by another replica is
+/// still caught, by `bind`'s key, and a payment taken since by the guard in `take`.
 async fn find(
     txn: &DatabaseTransaction,
     incoming: &LiveTipPayment,
     completes: bool,
-    known_unbound: bool,
+    prefetched: Option<&LiveTipBatch>,
 ) -> Result<Option<matching::Candidate>, WorkerError> {
+    let found = find_uncached(txn, incoming, completes, prefetched).await?;
+    if found.is_some()
+        && let Some(prefetched) = prefetched
+    {
+        // The event is about an existing payment and may move it: what the batch read
+        // about open payments no longer holds.
+        prefetched.forget_open();
+    }
+    Ok(found)
+}
+
+async fn find_uncached(
+    txn: &DatabaseTransaction,
+    incoming: &LiveTipPayment,
+    completes: bool,
+    prefetched: Option<&LiveTipBatch>,
+) -> Result<Option<matching::Candidate>, WorkerError> {
+    if let Some(payment) = prefetched.and_then(|p| p.created_for(&incoming.payment_id)) {
+        return Ok(Some(matching::Candidate {
+            payment,
+            matched_by: MatchedBy::LivetipId,
+            candidates: 1,
+        }));
+    }
+    let known_unbound = prefetched.is_some_and(|p| p.take_unbound(&incoming.payment_id));
     if !known_unbound && let Some(found) = matching::bound(txn, &incoming.payment_id).await? {
         return Ok(Some(found));
     }
-    for candidate in matching::candidates(txn, incoming, completes).await? {
+    let open = prefetched.and_then(|p| p.open_of(&incoming.sender));
+    for candidate in matching::candidates(txn, incoming, completes, open).await? {
         if matching::take(txn, &candidate, incoming, completes).await? {
             if candidate.candidates > 1 {
                 tracing::info!(
@@ -261,24 +299,7 @@ async fn create(
     txn: &DatabaseTransaction,
     event: &LiveTipEvent,
 ) -> Result<payment::Model, WorkerError> {
-    let now = Utc::now();
-    let id = payment_id::generate();
-    let amount = money::to_text(event.payment.amount);
-    let row = payment::ActiveModel {
-        id: Set(id),
-        user_name: Set(event.payment.sender.clone()),
-        amount: Set(amount.clone()),
-        currency: Set(event.payment.currency.clone()),
-        status: Set(PaymentStatus::Completed.as_str().to_owned()),
-        livetip_payment_id: Set(Some(event.payment.payment_id.clone())),
-        content: Set(event.payment.content.clone()),
-        matched_by: Set(Some(MatchedBy::Created.as_str().to_owned())),
-        created_at: Set(now),
-        updated_at: Set(now),
-        paid_at: Set(Some(event.payment.timestamp.unwrap_or(now))),
-        received_amount: Set(Some(amount)),
-        received_currency: Set(Some(event.payment.currency.clone())),
-    };
+    let row = payment::ActiveModel::from(new_payment(event)).reset_all();
     // The payment row first, then the binding: the order `matching::take` locks them in,
     // so two events about one LiveTip payment cannot deadlock.
     let created = Payments::insert(row).exec_with_returning(txn).await?;
@@ -286,33 +307,24 @@ async fn create(
     Ok(created)
 }
 
-/// LiveTip ids with no binding when a batch began: for each, the first event of the
-/// batch skips method 1's lookup (one set-based read replaced a lookup per event).
-/// Taken once: the event may bind the id, and later events then read it anew.
-#[derive(Debug, Default)]
-pub struct Unbound(std::sync::Mutex<std::collections::HashSet<String>>);
-
-impl Unbound {
-    /// Reads which of `livetip_ids` have no binding yet, in one query.
-    pub async fn read<C: sea_orm::ConnectionTrait>(
-        db: &C,
-        livetip_ids: std::collections::HashSet<String>,
-    ) -> Result<Self, sea_orm::DbErr> {
-        let bound = matching::bound_among(db, &livetip_ids).await?;
-        Ok(Self(std::sync::Mutex::new(
-            livetip_ids
-                .into_iter()
-                .filter(|id| !bound.contains(id))
-                .collect(),
-        )))
-    }
-
-    /// Whether `id` was unbound and not yet taken by an earlier event.
-    fn take(&self, id: &str) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(id)
+/// The completed payment a confirmation nobody expected creates.
+fn new_payment(event: &LiveTipEvent) -> payment::Model {
+    let now = Utc::now();
+    let amount = money::to_text(event.payment.amount);
+    payment::Model {
+        id: payment_id::generate(),
+        user_name: event.payment.sender.clone(),
+        amount: amount.clone(),
+        currency: event.payment.currency.clone(),
+        status: PaymentStatus::Completed.as_str().to_owned(),
+        livetip_payment_id: Some(event.payment.payment_id.clone()),
+        content: event.payment.content.clone(),
+        matched_by: Some(MatchedBy::Created.as_str().to_owned()),
+        created_at: now,
+        updated_at: now,
+        paid_at: Some(event.payment.timestamp.unwrap_or(now)),
+        received_amount: Some(amount),
+        received_currency: Some(event.payment.currency.clone()),
     }
 }
 
@@ -327,7 +339,8 @@ fn with(mut base: serde_json::Value, extra: serde_json::Value) -> String {
 struct Logger<'a> {
     txn: &'a DatabaseTransaction,
     written: &'a logs::Buffer,
-    unbound: Option<&'a Unbound>,
+    prefetched: Option<&'a LiveTipBatch>,
+    created: Option<&'a Created>,
     envelope: &'a Envelope,
     event_row: Uuid,
     event: &'a str,
