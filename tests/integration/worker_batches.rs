@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use hookwire_tests::broker::{drain, header, ready_messages};
+use hookwire_tests::broker::{header, ready_messages, take};
 use hookwire_tests::database::TestDatabase;
 use hookwire_tests::eventually;
 use hookwire_tests::gateway::spawn_gateway;
@@ -48,7 +48,8 @@ async fn one_failing_event_in_a_batch_undoes_only_its_own_writes() {
     let worker = spawn_worker(
         &db.url,
         &gw.topology,
-        &["--worker-livetip-concurrency", "1"],
+        // The default lease: the failed event is handled alone at once, not after it.
+        &["--worker-livetip-concurrency", "1", "--worker-lease", "30s"],
     )
     .await;
     worker.wait_consuming().await;
@@ -93,7 +94,7 @@ async fn one_failing_event_in_a_batch_undoes_only_its_own_writes() {
     holder.rollback().await.unwrap();
     let rows = eventually(
         "eleven events processed, one ignored, one dead",
-        Duration::from_secs(30),
+        Duration::from_secs(20),
         || async {
             let rows = event_rows(&conn).await;
             let dead = rows.iter().filter(|r| r.status == "dead").count();
@@ -151,7 +152,11 @@ async fn one_failing_event_in_a_batch_undoes_only_its_own_writes() {
             .is_some_and(|e| e.contains("refused by the test")),
         "{dead:?}"
     );
-    let letters = drain(&gw.topology.topology.dead_letter_queue(Provider::LiveTip)).await;
+    let letters = take(
+        &gw.topology.topology.dead_letter_queue(Provider::LiveTip),
+        1,
+    )
+    .await;
     assert_eq!(letters.len(), 1);
     assert_eq!(
         header(&letters[0], worker::dead_header::CLASS).as_deref(),

@@ -1,87 +1,164 @@
 #!/usr/bin/env bash
-# Events per second from request to committed row, with 1, 2 and 4 worker processes
-# on PostgreSQL. For each count: EVENTS distinct LiveTip events are accepted by the
-# gateway with no worker running (queued), then the workers start and the time until
-# every event's row is committed is measured. Also prints the workers' memory, and
-# what the database did per event (commits, rows inserted and updated).
-# Baseline in the same run: pgbench replays that same per-event write work (as many
-# commits, inserts of ~300-byte rows and updates by key) with as many clients as the
-# workers run events at once, so events/s is also a ratio of what PostgreSQL itself
-# commits on this machine.
-#   tests/load/end-to-end.sh        (EVENTS=5000 WORKERS="1 2 4" BASELINE_SECONDS=15)
+# The worker's throughput against what PostgreSQL and RabbitMQ can do on this machine,
+# all measured in one run (ratios, not absolute figures, are what compare across runs):
+#   1. events/s from request to committed row with 1, 2 and 4 worker processes: EVENTS
+#      LiveTip payment_confirmed events (each creates a payment) are accepted by the
+#      gateway with no worker running, then the workers start and drain them; per
+#      event: commits and rows, and the mean batch size;
+#   2. backlog: BACKLOG events queued during an outage, drained by one worker, beside a
+#      steady stream (events sent while the worker runs), with the broker's memory;
+#   3. latency at 100 events/s: the gateway's receipt to the row marked done, p50/p99;
+#   4. memory: the worker's peak RSS draining bodies of 1 MiB (largest batch and
+#      prefetch);
+#   5. the database's ceiling: pgbench writing the same rows per event (inbox row with
+#      its 300-byte payload, payment, binding, three log rows, one set lookup by LiveTip
+#      id) 64 events per transaction from 4 clients, on the same tables;
+#   6. the broker's consume ceiling: a bare consumer with the worker's prefetch, one
+#      `multiple` ack per 64.
+# The workers connect with sslmode=disable: sqlx 0.9.0 no longer sets TCP_NODELAY, and
+# over TLS (the default `prefer`, with the local server's ssl=on) a multi-record write
+# waits on Nagle's algorithm (transact-rs/sqlx#4335). One run over TLS is printed too.
+#   tests/load/end-to-end.sh   (EVENTS=20000 BACKLOG=100000 WORKERS="1 2 4" BASELINE_SECONDS=15)
 source "$(dirname "$0")/lib.sh"
-EVENTS=${EVENTS:-5000}
+DB_QUERY="?sslmode=disable"
+EVENTS=${EVENTS:-20000}
+BACKLOG=${BACKLOG:-100000}
 BASELINE_SECONDS=${BASELINE_SECONDS:-15}
-CONCURRENCY=8   # the worker's default WORKER_LIVETIP_CONCURRENCY
 WORKERS=${WORKERS:-"1 2 4"}
+BATCH=64   # the worker's default WORKER_BATCH_SIZE
 GW=127.0.0.1:18110
 ensure_tools
-echo "== $(nproc) cores, $(uname -r), $(date -u +%FT%TZ); $EVENTS events per run, LiveTip payment_confirmed (creates a payment)"
+echo "== $(nproc) cores, $(uname -r), $(date -u +%FT%TZ); RabbitMQ $(rabbitmqctl -q version 2>/dev/null || echo '?'), $(psql -tA -h 127.0.0.1 -U postgres -c 'SHOW server_version')"
 livetip_body 300 BENCH_ID > "$OUT/e2e-body.json"
-cat > "$OUT/k6-fill.js" <<JS
+fill_script() { # name count vus -> k6 script posting count distinct events
+  cat > "$OUT/k6-$1.js" <<JS
 import http from 'k6/http';
 import exec from 'k6/execution';
 const template = open('$PWD/$OUT/e2e-body.json');
 export const options = { discardResponseBodies: true,
-  scenarios: { fill: { executor: 'shared-iterations', vus: 32, iterations: $EVENTS, maxDuration: '10m' } },
+  scenarios: { fill: { executor: 'shared-iterations', vus: $3, iterations: $2, maxDuration: '20m' } },
   thresholds: { http_req_failed: ['rate==0'] } };
 export default function () {
   const body = template.replace('BENCH_ID', 'e2e-' + exec.scenario.iterationInTest + '-' + __ENV.RUN);
   http.post('http://$GW/webhook', body, { headers: { 'Content-Type': 'application/json', 'X-Livetip-Webhook-Secret-Token': '$TOKEN' } });
 }
 JS
+}
+fill() { # name count -> queued through the gateway
+  fill_script "$1" "$2" 32
+  "$K6" run --quiet -e RUN="$1-$RANDOM" "$OUT/k6-$1.js" > "$OUT/k6-$1.log" 2>&1 || { echo "fill failed: see $OUT/k6-$1.log" >&2; exit 1; }
+}
 db_stats() { # -> "commits inserted updated" so far in the bench database
   psql -tA -F' ' -h 127.0.0.1 -U postgres -d postgres -c \
     "SELECT xact_commit, tup_inserted, tup_updated FROM pg_stat_database WHERE datname = '$BENCH_DB'"
 }
-best=0
+wait_done() { while [ "$(finished_events)" -lt "$1" ]; do sleep 0.2; done; }
+mean_batch() { # metrics port -> mean events per transaction
+  curl -s "127.0.0.1:$1/metrics" | awk '/^hookwire_worker_batch_size_sum/{s=$2} /^hookwire_worker_batch_size_count/{c=$2} END{if (c) printf "%.1f", s/c; else print "?"}'
+}
+stop_all() {
+  for p in "${WORKER_PIDS[@]}" "$GATEWAY_PID"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done
+  psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE $BENCH_DB WITH (FORCE)" >/dev/null; BENCH_DB=""
+  "$BIN/bench-broker-ceiling" --delete-topology "$PREFIX" >/dev/null
+}
+rate() { python3 -c "print(round($1/($3-$2)))"; }
+
+# --- 1. throughput with 1, 2 and 4 workers
+declare -A RATE
 for n in $WORKERS; do
-  create_db
-  start_gateway "$GW"
-  RUN=$n "$K6" run --quiet -e RUN="$n" "$OUT/k6-fill.js" > "$OUT/k6-fill-$n.log" 2>&1 || { echo "fill failed: see $OUT/k6-fill-$n.log" >&2; exit 1; }
+  create_db; start_gateway "$GW"; fill "fill-$n" "$EVENTS"
   WORKER_PIDS=()
   sleep 1  # statistics are flushed to pg_stat_database about once a second
   read -r c0 i0 u0 < <(db_stats)
   start=$(date +%s.%N)
   for i in $(seq "$n"); do start_worker $((19100 + i)); done
-  while [ "$(finished_events)" -lt "$EVENTS" ]; do sleep 0.2; done
-  end=$(date +%s.%N)
+  wait_done "$EVENTS"; end=$(date +%s.%N)
   rss=""; for p in "${WORKER_PIDS[@]}"; do rss+="$(hwm_mib "$p") "; done
-  rows=$(finished_events)
-  rate=$(python3 -c "print(round($EVENTS/($end-$start)))")
-  [ "$rate" -gt "$best" ] && best=$rate
-  printf '%s worker(s): %5s events/s (%s rows in %.1f s); worker RSS peak MiB: %s\n' \
-    "$n" "$rate" "$rows" "$(python3 -c "print($end-$start)")" "$rss"
+  RATE[$n]=$(rate "$EVENTS" "$start" "$end")
   sleep 1
   read -r c1 i1 u1 < <(db_stats)
-  # Per event, rounded up: the reads of the run (status polls) commit too, so commits
-  # are an upper bound; inserts and updates are the workers' alone.
-  per_commit=$(( (c1 - c0 + EVENTS - 1) / EVENTS )); per_insert=$(( (i1 - i0 + EVENTS - 1) / EVENTS )); per_update=$(( (u1 - u0 + EVENTS - 1) / EVENTS ))
-  echo "   per event: $per_commit commits, $per_insert rows inserted, $per_update updated"
-  for p in "${WORKER_PIDS[@]}" "$GATEWAY_PID"; do kill "$p"; wait "$p" 2>/dev/null || true; done
-  psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE $BENCH_DB WITH (FORCE)" >/dev/null; BENCH_DB=""
-  "$BIN/bench-broker-ceiling" --delete-topology "$PREFIX" >/dev/null
+  printf '%s worker(s): %5s events/s; mean batch %s events; worker RSS peak MiB: %s\n' "$n" "${RATE[$n]}" "$(mean_batch 19101)" "$rss"
+  # The run's status polls commit too: commits per event are an upper bound.
+  python3 -c "e=$EVENTS; print(f'   per event: {($c1-$c0)/e:.3f} commits, {($i1-$i0)/e:.2f} rows inserted, {($u1-$u0)/e:.2f} updated')"
+  stop_all
 done
+ONE=${RATE[1]:-0}
+DB_QUERY=""
+create_db; start_gateway "$GW"; fill "fill-tls" "$EVENTS"
+WORKER_PIDS=(); start=$(date +%s.%N); start_worker 19109
+wait_done "$EVENTS"; end=$(date +%s.%N)
+echo "1 worker over TLS (sslmode=prefer, sqlx without TCP_NODELAY): $(rate "$EVENTS" "$start" "$end") events/s"
+stop_all
+DB_QUERY="?sslmode=disable"
 
-# --- baseline: the same write work per event, straight from pgbench
+# --- 2. backlog: a deep queue drains like a steady stream
+create_db; start_gateway "$GW"
+WORKER_PIDS=(); start_worker 19111
+fill steady "$EVENTS"   # sent while the worker runs
+wait_done "$EVENTS"
+steady=$(psql -tA -h 127.0.0.1 -U postgres -d "$BENCH_DB" -c \
+  "SELECT round(count(*) / greatest(extract(epoch FROM max(processed_at) - min(processed_at)), 0.001)) FROM webhook_events")
+kill "${WORKER_PIDS[0]}"; wait "${WORKER_PIDS[0]}" 2>/dev/null || true; WORKER_PIDS=()
+beam=$(pgrep -f beam.smp | head -1)
+fill backlog "$BACKLOG"
+broker_rss=$(rss_mib "$beam")
+start=$(date +%s.%N); start_worker 19112
+wait_done $((EVENTS + BACKLOG)); end=$(date +%s.%N)
+deep=$(rate "$BACKLOG" "$start" "$end")
+echo "backlog: steady stream $steady events/s; $BACKLOG queued during an outage drained at $deep events/s (ratio $(python3 -c "print(f'{$deep/max($steady,1):.2f}')")); broker RSS with the backlog queued: $broker_rss MiB"
+stop_all
+
+# --- 3. latency at 100 events/s: receipt at the gateway to the row marked done
+create_db; start_gateway "$GW"
+WORKER_PIDS=(); start_worker 19113
+sleep 2
+k6_fixed_rate "http://$GW/webhook" 100 20 "$OUT/e2e-body.json" latency > /dev/null
+wait_done 2000
+psql -tA -F' ' -h 127.0.0.1 -U postgres -d "$BENCH_DB" -c \
+  "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 2), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 2), count(*)
+   FROM (SELECT extract(epoch FROM processed_at - received_at) * 1000 AS ms FROM webhook_events) t" |
+  { read -r p50 p99 count; echo "latency at 100 events/s ($count events): gateway receipt to row done p50 ${p50} ms, p99 ${p99} ms; mean batch $(mean_batch 19113)"; }
+stop_all
+
+# --- 4. memory: bodies of 1 MiB (JSON padded with whitespace) fill every slot's prefetch
+create_db; start_gateway "$GW"
+python3 - "$OUT/e2e-body.json" > "$OUT/e2e-big.json" <<'PY'
+import sys
+body = open(sys.argv[1]).read()
+sys.stdout.write(body[:-1] + " " * (1_048_576 - len(body) - 64) + "}")
+PY
+cp "$OUT/e2e-body.json" "$OUT/e2e-body.small"; cp "$OUT/e2e-big.json" "$OUT/e2e-body.json"
+BIG=$((4 * 64 + 100))
+fill big "$BIG"
+cp "$OUT/e2e-body.small" "$OUT/e2e-body.json"
+WORKER_PIDS=(); start_worker 19114
+wait_done "$BIG"
+echo "memory: $BIG bodies of 1 MiB drained; worker RSS peak $(hwm_mib "${WORKER_PIDS[0]}") MiB (4 slots x 64 prefetch, batches of at most 4 MiB)"
+stop_all
+
+# --- 5. the database's ceiling: the same rows per event, 64 events per transaction
 create_db
-psql -q -h 127.0.0.1 -U postgres -d "$BENCH_DB" -c \
-  "CREATE TABLE bench_rows (k bigint PRIMARY KEY, body text NOT NULL, n int NOT NULL DEFAULT 0)"
-{
-  echo '\set k random(1, 9000000000000000000)'
-  inserts=$per_insert; updates=$per_update
-  for t in $(seq "$per_commit"); do
-    echo 'BEGIN;'
-    # Spread inserts and updates over the commits; each insert has its own key.
-    left=$((per_commit - t + 1)); ni=$(( (inserts + left - 1) / left )); nu=$(( (updates + left - 1) / left ))
-    for j in $(seq "$ni"); do echo "INSERT INTO bench_rows (k, body) VALUES (:k + $t$j, repeat('x', 300)) ON CONFLICT DO NOTHING;"; done
-    # The event's first row, as the worker updates its inbox row after the claim.
-    for _ in $(seq "$nu"); do echo "UPDATE bench_rows SET n = n + 1 WHERE k = :k + 11;"; done
-    inserts=$((inserts - ni)); updates=$((updates - nu))
-    echo 'COMMIT;'
-  done
-} > "$OUT/pgbench-event.sql"
-tps=$(pgbench -n -h 127.0.0.1 -U postgres -c "$CONCURRENCY" -j 2 -T "$BASELINE_SECONDS" -f "$OUT/pgbench-event.sql" "$BENCH_DB" 2>/dev/null \
-  | awk '/^tps = /{printf "%.0f", $3}')
-echo "baseline: pgbench, $CONCURRENCY clients, the per-event work above: $tps events/s"
-python3 -c "print(f'best end-to-end / PostgreSQL baseline = {$best/$tps:.2f}')"
+psql -q -h 127.0.0.1 -U postgres -d "$BENCH_DB" -c "CREATE SEQUENCE bench_seq"
+cat > "$OUT/pgbench-batch.sql" <<SQL
+BEGIN;
+SELECT count(*) FROM livetip_bindings WHERE livetip_payment_id IN (SELECT 'pg-' || (random() * 1e7)::bigint FROM generate_series(1, $BATCH));
+INSERT INTO webhook_events (id, provider, event, dedupe_key, payload, received_at, status, attempts, duplicates, created_at, updated_at, processed_at)
+  SELECT gen_random_uuid(), 'livetip', 'payment_confirmed', 'pg:' || nextval('bench_seq'), convert_to(repeat('x', 300), 'UTF8'), now(), 'processed', 1, 0, now(), now(), now() FROM generate_series(1, $BATCH);
+WITH s AS (SELECT nextval('bench_seq') AS n FROM generate_series(1, $BATCH)),
+  p AS (INSERT INTO payments (id, user_name, amount, currency, status, livetip_payment_id, matched_by, created_at, updated_at, paid_at, received_amount, received_currency)
+        SELECT 'PG' || n, 'viewer_4242', '25.50', 'BRL', 'completed', 'pg-' || n, 'created', now(), now(), now(), '25.50', 'BRL' FROM s
+        RETURNING id, livetip_payment_id)
+  INSERT INTO livetip_bindings (livetip_payment_id, payment_id, created_at) SELECT livetip_payment_id, id, now() FROM p;
+INSERT INTO webhook_logs (id, timestamp, type, event, status, data, provider)
+  SELECT gen_random_uuid(), now(), 'webhook', 'payment_confirmed', 'received', repeat('x', 300), 'livetip' FROM generate_series(1, $((BATCH * 3)));
+COMMIT;
+SQL
+tps=$(pgbench -n -h 127.0.0.1 -U postgres -c 4 -j 2 -T "$BASELINE_SECONDS" -f "$OUT/pgbench-batch.sql" "$BENCH_DB" 2>/dev/null | awk '/^tps = /{printf "%.0f", $3}')
+CEILING=$((tps * BATCH))
+echo "database ceiling: pgbench, 4 clients, $BATCH events per transaction, the same rows per event: $CEILING events/s"
+psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE $BENCH_DB WITH (FORCE)" >/dev/null; BENCH_DB=""
+
+# --- 6. the broker's consume ceiling
+echo "broker consume ceiling (4 slots' prefetch, a multiple ack per $BATCH): $("$BIN/bench-broker-ceiling" --consume 100000 --prefetch 256 --ack-every "$BATCH" --in-flight 256 --envelope-headers)"
+
+python3 -c "print(f'one worker / database ceiling = {$ONE/max($CEILING,1):.2f} (target >= 0.5); one worker: $ONE events/s (target >= 5000)')"

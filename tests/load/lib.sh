@@ -62,7 +62,8 @@ start_gateway() { # addr [extra env...]
 create_db() { # -> DATABASE_URL of a fresh database on the local PostgreSQL
   BENCH_DB="hookwire_bench_$(date +%s)"
   psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $BENCH_DB" >/dev/null
-  DATABASE_URL="postgres://postgres@127.0.0.1:5432/$BENCH_DB"
+  # DB_QUERY: connection parameters, e.g. ?sslmode=disable (see end-to-end.sh).
+  DATABASE_URL="postgres://postgres@127.0.0.1:5432/$BENCH_DB${DB_QUERY:-}"
   RUST_LOG=warn DATABASE_URL="$DATABASE_URL" "$BIN/worker" migrate > /dev/null
 }
 

@@ -282,6 +282,8 @@ async fn effects(
                 tracing::debug!(parent: &items[i].span, error = %error.describe(),
                     "event failed inside its batch; rolled back to its savepoint");
                 savepoint.undo(txn).await?;
+                // Retrying, whatever the class: handled alone next, which decides.
+                inbox::release_in(txn, row, Status::Retrying, &error.describe()).await?;
             }
         }
     }

@@ -101,9 +101,13 @@ pub async fn give_up(ctx: &WorkerContext, incoming: &Incoming, error: &WorkerErr
         return Disposition::DeadLetter { attempt, failure };
     };
     if failure.class == ErrorClass::Permanent || attempt >= ctx.settings.worker_max_attempts {
-        let dedupe_key = handlers::dedupe_key(envelope);
-        inbox::mark_dead(&ctx.db, envelope.provider, &dedupe_key, &failure.reason).await;
-        log_error(ctx, envelope.provider, Some(envelope), error).await;
+        // With the database away, the dead-letter headers tell the story alone: each
+        // write would only wait out the pool's acquire timeout.
+        if !error.is_database_unreachable() {
+            let dedupe_key = handlers::dedupe_key(envelope);
+            inbox::mark_dead(&ctx.db, envelope.provider, &dedupe_key, &failure.reason).await;
+            log_error(ctx, envelope.provider, Some(envelope), error).await;
+        }
         Disposition::DeadLetter { attempt, failure }
     } else {
         Disposition::Retry { attempt, failure }

@@ -286,6 +286,31 @@ pub async fn complete_batch<C: ConnectionTrait>(
     Ok(changed)
 }
 
+/// Gives up a batch's claim on one event whose effect was rolled back to its
+/// savepoint (the claim itself stands: it came before the savepoint), inside the
+/// batch's transaction: the row records the failed attempt and is free at once for the
+/// event's handling alone, instead of waiting out a lease nobody renews.
+pub async fn release_in<C: ConnectionTrait>(
+    txn: &C,
+    id: Uuid,
+    status: Status,
+    error: &str,
+) -> Result<(), sea_orm::DbErr> {
+    WebhookEvents::update_many()
+        .col_expr(Column::Status, Expr::value(status.as_str()))
+        .col_expr(Column::LastError, Expr::value(truncate(error, 4000)))
+        .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
+        .col_expr(Column::ClaimToken, Expr::value(Option::<Uuid>::None))
+        .col_expr(
+            Column::LeaseUntil,
+            Expr::value(Option::<chrono::DateTime<Utc>>::None),
+        )
+        .filter(Column::Id.eq(id))
+        .exec(txn)
+        .await
+        .map(drop)
+}
+
 /// A fresh inbox row for `envelope`: processing, first attempt, no claim yet.
 fn new_row(
     envelope: &Envelope,

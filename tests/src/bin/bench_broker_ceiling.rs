@@ -4,6 +4,11 @@
 //! `--in-flight` at a time, and prints throughput and confirm latency. No HTTP, no
 //! verification: whatever the gateway reaches is measured against this.
 //!
+//! With `--consume N`, it measures the other side instead: fills the queue with N
+//! messages, then takes them with one consumer at `--prefetch`, acknowledging with one
+//! `multiple` ack per `--ack-every` deliveries (what the worker's batches do), and
+//! prints deliveries per second: the broker's ceiling for a worker doing no work.
+//!
 //! With `--rate`, it publishes open-loop instead (a message every 1/rate s whatever the
 //! confirms do, latency counted from when each message was due), so the gateway's
 //! latency at a fixed request rate has the broker's own latency at that rate beside it.
@@ -40,6 +45,15 @@ struct Args {
     /// Attach a gateway-sized set of envelope headers to every message.
     #[arg(long)]
     envelope_headers: bool,
+    /// Consume ceiling: fill the queue with this many messages, then consume them.
+    #[arg(long)]
+    consume: Option<usize>,
+    /// Consumer prefetch for `--consume`.
+    #[arg(long, default_value_t = 64)]
+    prefetch: u16,
+    /// One `multiple` ack per this many deliveries for `--consume`.
+    #[arg(long, default_value_t = 64)]
+    ack_every: usize,
     /// Instead of measuring, delete the exchange and queues of this topology prefix
     /// (what a benchmark run of the gateway left behind) and exit.
     #[arg(long)]
@@ -134,9 +148,13 @@ async fn main() -> anyhow::Result<()> {
         properties,
         payload,
     };
-    let line = match args.rate {
-        Some(rate) => fixed_rate(&channels, target, rate, args.seconds).await?,
-        None => saturation(&channels, target, args.in_flight, args.seconds).await?,
+    let line = match (args.consume, args.rate) {
+        (Some(n), _) => {
+            fill(&channels, &target, n, args.in_flight).await?;
+            consume(&conn, &queue, n, args.prefetch, args.ack_every).await?
+        }
+        (None, Some(rate)) => fixed_rate(&channels, target, rate, args.seconds).await?,
+        (None, None) => saturation(&channels, target, args.in_flight, args.seconds).await?,
     };
     if args.topic {
         setup
@@ -270,6 +288,82 @@ async fn fixed_rate(
         quantile(&latencies, 0.50),
         quantile(&latencies, 0.99),
         quantile(&latencies, 0.999)
+    ))
+}
+
+/// Publishes `n` messages, `in_flight` at a time.
+async fn fill(
+    channels: &[lapin::Channel],
+    target: &Target,
+    n: usize,
+    in_flight: usize,
+) -> anyhow::Result<()> {
+    let left = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(n));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..in_flight.max(1) {
+        let channel = channels[i % channels.len()].clone();
+        let target = target.clone();
+        let left = left.clone();
+        tasks.spawn(async move {
+            while left
+                .fetch_update(
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                    |l| l.checked_sub(1),
+                )
+                .is_ok()
+            {
+                target.publish(&channel).await;
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done?;
+    }
+    Ok(())
+}
+
+/// Takes `n` messages off `queue` with `prefetch`, one `multiple` ack per `ack_every`.
+async fn consume(
+    conn: &Connection,
+    queue: &str,
+    n: usize,
+    prefetch: u16,
+    ack_every: usize,
+) -> anyhow::Result<String> {
+    use futures_util::StreamExt;
+    let channel = conn.create_channel().await?;
+    channel
+        .basic_qos(prefetch, lapin::options::BasicQosOptions::default())
+        .await?;
+    let mut consumer = channel
+        .basic_consume(
+            queue.into(),
+            "bench-consumer".into(),
+            lapin::options::BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let mut taken = 0;
+    let mut started = None;
+    while taken < n {
+        let Some(delivery) = consumer.next().await else {
+            break;
+        };
+        let delivery = delivery?;
+        started.get_or_insert_with(Instant::now);
+        taken += 1;
+        if taken % ack_every.max(1) == 0 || taken == n {
+            delivery
+                .acker
+                .ack(lapin::options::BasicAckOptions { multiple: true })
+                .await?;
+        }
+    }
+    let elapsed = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+    Ok(format!(
+        "broker-consume prefetch={prefetch} ack_every={ack_every} consumed={taken} rate={:.0}/s",
+        taken as f64 / elapsed.max(f64::EPSILON)
     ))
 }
 
