@@ -18,8 +18,12 @@
 # The workers connect with sslmode=disable: sqlx 0.9.0 no longer sets TCP_NODELAY, and
 # over TLS (the default `prefer`, with the local server's ssl=on) a multi-record write
 # waits on Nagle's algorithm (transact-rs/sqlx#4335). One run over TLS is printed too.
-#   tests/load/end-to-end.sh   (EVENTS=20000 BACKLOG=100000 WORKERS="1 2 4" BASELINE_SECONDS=15)
+#   tests/load/end-to-end.sh   (EVENTS=20000 BACKLOG=100000 WORKERS="1 2 4" BASELINE_SECONDS=15
+#                               SECTIONS="throughput tls backlog latency memory ceiling broker")
+# BIN=<dir> runs other builds' gateway and worker (an A/B of, say, SECTIONS=latency).
 source "$(dirname "$0")/lib.sh"
+SECTIONS=" ${SECTIONS:-throughput tls backlog latency memory ceiling broker} "
+run() { [[ $SECTIONS == *" $1 "* ]]; }
 DB_QUERY="?sslmode=disable"
 EVENTS=${EVENTS:-20000}
 BACKLOG=${BACKLOG:-100000}
@@ -65,6 +69,7 @@ rate() { python3 -c "print(round($1/($3-$2)))"; }
 
 # --- 1. throughput with 1, 2 and 4 workers
 declare -A RATE
+run throughput || WORKERS=""
 for n in $WORKERS; do
   create_db; start_gateway "$GW"; fill "fill-$n" "$EVENTS"
   WORKER_PIDS=()
@@ -83,82 +88,97 @@ for n in $WORKERS; do
   stop_all
 done
 ONE=${RATE[1]:-0}
-DB_QUERY=""
-create_db; start_gateway "$GW"; fill "fill-tls" "$EVENTS"
-WORKER_PIDS=(); start=$(date +%s.%N); start_worker 19109
-wait_done "$EVENTS"; end=$(date +%s.%N)
-echo "1 worker over TLS (sslmode=prefer, sqlx without TCP_NODELAY): $(rate "$EVENTS" "$start" "$end") events/s"
-stop_all
-DB_QUERY="?sslmode=disable"
+if run tls; then
+  DB_QUERY=""
+  create_db; start_gateway "$GW"; fill "fill-tls" "$EVENTS"
+  WORKER_PIDS=(); start=$(date +%s.%N); start_worker 19109
+  wait_done "$EVENTS"; end=$(date +%s.%N)
+  echo "1 worker over TLS (sslmode=prefer, sqlx without TCP_NODELAY): $(rate "$EVENTS" "$start" "$end") events/s"
+  stop_all
+  DB_QUERY="?sslmode=disable"
+fi
 
 # --- 2. backlog: a deep queue drains like a steady stream
-create_db; start_gateway "$GW"
-WORKER_PIDS=(); start_worker 19111
-fill steady "$EVENTS"   # sent while the worker runs
-wait_done "$EVENTS"
-steady=$(psql -tA -h 127.0.0.1 -U postgres -d "$BENCH_DB" -c \
-  "SELECT round(count(*) / greatest(extract(epoch FROM max(processed_at) - min(processed_at)), 0.001)) FROM webhook_events")
-kill "${WORKER_PIDS[0]}"; wait "${WORKER_PIDS[0]}" 2>/dev/null || true; WORKER_PIDS=()
-beam=$(pgrep -f beam.smp | head -1)
-fill backlog "$BACKLOG"
-broker_rss=$(rss_mib "$beam")
-start=$(date +%s.%N); start_worker 19112
-wait_done $((EVENTS + BACKLOG)); end=$(date +%s.%N)
-deep=$(rate "$BACKLOG" "$start" "$end")
-echo "backlog: steady stream $steady events/s; $BACKLOG queued during an outage drained at $deep events/s (ratio $(python3 -c "print(f'{$deep/max($steady,1):.2f}')")); broker RSS with the backlog queued: $broker_rss MiB"
-stop_all
+if run backlog; then
+  create_db; start_gateway "$GW"
+  WORKER_PIDS=(); start_worker 19111
+  fill steady "$EVENTS"   # sent while the worker runs
+  wait_done "$EVENTS"
+  steady=$(psql -tA -h 127.0.0.1 -U postgres -d "$BENCH_DB" -c \
+    "SELECT round(count(*) / greatest(extract(epoch FROM max(processed_at) - min(processed_at)), 0.001)) FROM webhook_events")
+  kill "${WORKER_PIDS[0]}"; wait "${WORKER_PIDS[0]}" 2>/dev/null || true; WORKER_PIDS=()
+  beam=$(pgrep -f beam.smp | head -1)
+  fill backlog "$BACKLOG"
+  broker_rss=$(rss_mib "$beam")
+  start=$(date +%s.%N); start_worker 19112
+  wait_done $((EVENTS + BACKLOG)); end=$(date +%s.%N)
+  deep=$(rate "$BACKLOG" "$start" "$end")
+  echo "backlog: steady stream $steady events/s; $BACKLOG queued during an outage drained at $deep events/s (ratio $(python3 -c "print(f'{$deep/max($steady,1):.2f}')")); broker RSS with the backlog queued: $broker_rss MiB"
+  stop_all
+fi
 
 # --- 3. latency at 100 events/s: receipt at the gateway to the row marked done
-create_db; start_gateway "$GW"
-WORKER_PIDS=(); start_worker 19113
-sleep 2
-k6_fixed_rate "http://$GW/webhook" 100 20 "$OUT/e2e-body.json" latency > /dev/null
-wait_done 2000
-psql -tA -F' ' -h 127.0.0.1 -U postgres -d "$BENCH_DB" -c \
-  "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 2), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 2), count(*)
-   FROM (SELECT extract(epoch FROM processed_at - received_at) * 1000 AS ms FROM webhook_events) t" |
-  { read -r p50 p99 count; echo "latency at 100 events/s ($count events): gateway receipt to row done p50 ${p50} ms, p99 ${p99} ms; mean batch $(mean_batch 19113)"; }
-stop_all
+if run latency; then
+  create_db; start_gateway "$GW"
+  WORKER_PIDS=(); start_worker 19113
+  sleep 2
+  k6_fixed_rate "http://$GW/webhook" 100 20 "$OUT/e2e-body.json" latency > /dev/null
+  wait_done 2000
+  psql -tA -F' ' -h 127.0.0.1 -U postgres -d "$BENCH_DB" -c \
+    "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 2), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 2), count(*)
+     FROM (SELECT extract(epoch FROM processed_at - received_at) * 1000 AS ms FROM webhook_events) t" |
+    { read -r p50 p99 count; echo "latency at 100 events/s ($count events): gateway receipt to row done p50 ${p50} ms, p99 ${p99} ms; mean batch $(mean_batch 19113)"; }
+  stop_all
+fi
 
 # --- 4. memory: bodies of 1 MiB (JSON padded with whitespace) fill every slot's prefetch
-create_db; start_gateway "$GW"
-python3 - "$OUT/e2e-body.json" > "$OUT/e2e-big.json" <<'PY'
+if run memory; then
+  create_db; start_gateway "$GW"
+  python3 - "$OUT/e2e-body.json" > "$OUT/e2e-big.json" <<'PY'
 import sys
 body = open(sys.argv[1]).read()
 sys.stdout.write(body[:-1] + " " * (1_048_576 - len(body) - 64) + "}")
 PY
-cp "$OUT/e2e-body.json" "$OUT/e2e-body.small"; cp "$OUT/e2e-big.json" "$OUT/e2e-body.json"
-BIG=$((4 * 64 + 100))
-fill big "$BIG"
-cp "$OUT/e2e-body.small" "$OUT/e2e-body.json"
-WORKER_PIDS=(); start_worker 19114
-wait_done "$BIG"
-echo "memory: $BIG bodies of 1 MiB drained; worker RSS peak $(hwm_mib "${WORKER_PIDS[0]}") MiB (4 slots x 64 prefetch, batches of at most 4 MiB)"
-stop_all
+  cp "$OUT/e2e-body.json" "$OUT/e2e-body.small"; cp "$OUT/e2e-big.json" "$OUT/e2e-body.json"
+  BIG=$((4 * 64 + 100))
+  fill big "$BIG"
+  cp "$OUT/e2e-body.small" "$OUT/e2e-body.json"
+  WORKER_PIDS=(); start_worker 19114
+  wait_done "$BIG"
+  echo "memory: $BIG bodies of 1 MiB drained; worker RSS peak $(hwm_mib "${WORKER_PIDS[0]}") MiB (4 slots x 64 prefetch, batches of at most 4 MiB)"
+  stop_all
+fi
 
 # --- 5. the database's ceiling: the same rows per event, 64 events per transaction
-create_db
-psql -q -h 127.0.0.1 -U postgres -d "$BENCH_DB" -c "CREATE SEQUENCE bench_seq"
-cat > "$OUT/pgbench-batch.sql" <<SQL
-BEGIN;
-SELECT count(*) FROM livetip_bindings WHERE livetip_payment_id IN (SELECT 'pg-' || (random() * 1e7)::bigint FROM generate_series(1, $BATCH));
-INSERT INTO webhook_events (id, provider, event, dedupe_key, payload, received_at, status, attempts, duplicates, created_at, updated_at, processed_at)
-  SELECT gen_random_uuid(), 'livetip', 'payment_confirmed', 'pg:' || nextval('bench_seq'), convert_to(repeat('x', 300), 'UTF8'), now(), 'processed', 1, 0, now(), now(), now() FROM generate_series(1, $BATCH);
-WITH s AS (SELECT nextval('bench_seq') AS n FROM generate_series(1, $BATCH)),
-  p AS (INSERT INTO payments (id, user_name, amount, currency, status, livetip_payment_id, matched_by, created_at, updated_at, paid_at, received_amount, received_currency)
-        SELECT 'PG' || n, 'viewer_4242', '25.50', 'BRL', 'completed', 'pg-' || n, 'created', now(), now(), now(), '25.50', 'BRL' FROM s
-        RETURNING id, livetip_payment_id)
-  INSERT INTO livetip_bindings (livetip_payment_id, payment_id, created_at) SELECT livetip_payment_id, id, now() FROM p;
-INSERT INTO webhook_logs (id, timestamp, type, event, status, data, provider)
-  SELECT gen_random_uuid(), now(), 'webhook', 'payment_confirmed', 'received', repeat('x', 300), 'livetip' FROM generate_series(1, $((BATCH * 3)));
-COMMIT;
+if run ceiling; then
+  create_db
+  psql -q -h 127.0.0.1 -U postgres -d "$BENCH_DB" -c "CREATE SEQUENCE bench_seq"
+  cat > "$OUT/pgbench-batch.sql" <<SQL
+  BEGIN;
+  SELECT count(*) FROM livetip_bindings WHERE livetip_payment_id IN (SELECT 'pg-' || (random() * 1e7)::bigint FROM generate_series(1, $BATCH));
+  INSERT INTO webhook_events (id, provider, event, dedupe_key, payload, received_at, status, attempts, duplicates, created_at, updated_at, processed_at)
+    SELECT gen_random_uuid(), 'livetip', 'payment_confirmed', 'pg:' || nextval('bench_seq'), convert_to(repeat('x', 300), 'UTF8'), now(), 'processed', 1, 0, now(), now(), now() FROM generate_series(1, $BATCH);
+  WITH s AS (SELECT nextval('bench_seq') AS n FROM generate_series(1, $BATCH)),
+    p AS (INSERT INTO payments (id, user_name, amount, currency, status, livetip_payment_id, matched_by, created_at, updated_at, paid_at, received_amount, received_currency)
+          SELECT 'PG' || n, 'viewer_4242', '25.50', 'BRL', 'completed', 'pg-' || n, 'created', now(), now(), now(), '25.50', 'BRL' FROM s
+          RETURNING id, livetip_payment_id)
+    INSERT INTO livetip_bindings (livetip_payment_id, payment_id, created_at) SELECT livetip_payment_id, id, now() FROM p;
+  INSERT INTO webhook_logs (id, timestamp, type, event, status, data, provider)
+    SELECT gen_random_uuid(), now(), 'webhook', 'payment_confirmed', 'received', repeat('x', 300), 'livetip' FROM generate_series(1, $((BATCH * 3)));
+  COMMIT;
 SQL
-tps=$(pgbench -n -h 127.0.0.1 -U postgres -c 4 -j 2 -T "$BASELINE_SECONDS" -f "$OUT/pgbench-batch.sql" "$BENCH_DB" 2>/dev/null | awk '/^tps = /{printf "%.0f", $3}')
-CEILING=$((tps * BATCH))
-echo "database ceiling: pgbench, 4 clients, $BATCH events per transaction, the same rows per event: $CEILING events/s"
-psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE $BENCH_DB WITH (FORCE)" >/dev/null; BENCH_DB=""
+  tps=$(pgbench -n -h 127.0.0.1 -U postgres -c 4 -j 2 -T "$BASELINE_SECONDS" -f "$OUT/pgbench-batch.sql" "$BENCH_DB" 2>/dev/null | awk '/^tps = /{printf "%.0f", $3}')
+  CEILING=$((tps * BATCH))
+  echo "database ceiling: pgbench, 4 clients, $BATCH events per transaction, the same rows per event: $CEILING events/s"
+  psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE $BENCH_DB WITH (FORCE)" >/dev/null; BENCH_DB=""
+fi
 
 # --- 6. the broker's consume ceiling
-echo "broker consume ceiling (4 slots' prefetch, a multiple ack per $BATCH): $("$BIN/bench-broker-ceiling" --consume 100000 --prefetch 256 --ack-every "$BATCH" --in-flight 256 --envelope-headers)"
+if run broker; then
+  echo "broker consume ceiling (4 slots' prefetch, a multiple ack per $BATCH): $("$BIN/bench-broker-ceiling" --consume 100000 --prefetch 256 --ack-every "$BATCH" --in-flight 256 --envelope-headers)"
+fi
 
-python3 -c "print(f'one worker / database ceiling = {$ONE/max($CEILING,1):.2f} (target >= 0.5); one worker: $ONE events/s (target >= 5000)')"
+CEILING=${CEILING:-0}
+if run throughput && run ceiling; then
+  python3 -c "print(f'one worker / database ceiling = {$ONE/max($CEILING,1):.2f} (target >= 0.5); one worker: $ONE events/s (target >= 5000)')"
+fi

@@ -16,6 +16,15 @@
 //!
 //! A crash after the commit and before the ack: the broker redelivers the batch, and
 //! the claim statement finds every event finished: acknowledged as duplicates.
+//!
+//! What a batch costs in isolation, knowingly:
+//! - its row locks are held until the one commit, so two batches (two slots or two
+//!   replicas) touching the same payments in opposite orders can deadlock; PostgreSQL
+//!   aborts one statement after `deadlock_timeout`, that event is rolled back to its
+//!   savepoint and handled alone;
+//! - a statement of the batch as a whole (the created payments, the logs, the inbox
+//!   updates) that fails undoes the batch: it is retried whole, or, refused for good,
+//!   its events are handled one by one, which isolates the culprit.
 
 use std::collections::HashSet;
 
