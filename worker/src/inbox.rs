@@ -267,17 +267,7 @@ pub async fn complete_batch<C: ConnectionTrait>(
         if ids.is_empty() {
             continue;
         }
-        changed += WebhookEvents::update_many()
-            .col_expr(Column::Status, Expr::value(status.as_str()))
-            .col_expr(Column::ProcessedAt, Expr::value(now))
-            .col_expr(Column::UpdatedAt, Expr::value(now))
-            .col_expr(Column::ProcessedBy, Expr::value(worker_id.to_owned()))
-            .col_expr(Column::ClaimToken, Expr::value(Option::<Uuid>::None))
-            .col_expr(
-                Column::LeaseUntil,
-                Expr::value(Option::<chrono::DateTime<Utc>>::None),
-            )
-            .col_expr(Column::LastError, Expr::value(Option::<String>::None))
+        changed += mark_done(status, now, worker_id)
             .filter(Column::Id.is_in(ids))
             .exec(txn)
             .await?
@@ -296,15 +286,7 @@ pub async fn release_in<C: ConnectionTrait>(
     status: Status,
     error: &str,
 ) -> Result<(), sea_orm::DbErr> {
-    WebhookEvents::update_many()
-        .col_expr(Column::Status, Expr::value(status.as_str()))
-        .col_expr(Column::LastError, Expr::value(truncate(error, 4000)))
-        .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
-        .col_expr(Column::ClaimToken, Expr::value(Option::<Uuid>::None))
-        .col_expr(
-            Column::LeaseUntil,
-            Expr::value(Option::<chrono::DateTime<Utc>>::None),
-        )
+    mark_released(status, error)
         .filter(Column::Id.eq(id))
         .exec(txn)
         .await
@@ -412,18 +394,7 @@ pub async fn complete<C: ConnectionTrait>(
     status: Status,
     worker_id: &str,
 ) -> Result<bool, sea_orm::DbErr> {
-    let now = Utc::now();
-    let done = WebhookEvents::update_many()
-        .col_expr(Column::Status, Expr::value(status.as_str()))
-        .col_expr(Column::ProcessedAt, Expr::value(now))
-        .col_expr(Column::UpdatedAt, Expr::value(now))
-        .col_expr(Column::ProcessedBy, Expr::value(worker_id.to_owned()))
-        .col_expr(Column::ClaimToken, Expr::value(Option::<Uuid>::None))
-        .col_expr(
-            Column::LeaseUntil,
-            Expr::value(Option::<chrono::DateTime<Utc>>::None),
-        )
-        .col_expr(Column::LastError, Expr::value(Option::<String>::None))
+    let done = mark_done(status, Utc::now(), worker_id)
         .filter(Column::Id.eq(owner.id))
         .filter(Column::ClaimToken.eq(owner.token))
         .exec(txn)
@@ -434,16 +405,7 @@ pub async fn complete<C: ConnectionTrait>(
 /// Gives the claim up after a failure, so that the next copy (a retry, a replay) may
 /// take it at once. Best effort: when the database is the problem, the lease expires.
 pub async fn release(db: &DatabaseConnection, owner: Owner, status: Status, error: &str) {
-    let now = Utc::now();
-    let released = WebhookEvents::update_many()
-        .col_expr(Column::Status, Expr::value(status.as_str()))
-        .col_expr(Column::LastError, Expr::value(truncate(error, 4000)))
-        .col_expr(Column::UpdatedAt, Expr::value(now))
-        .col_expr(Column::ClaimToken, Expr::value(Option::<Uuid>::None))
-        .col_expr(
-            Column::LeaseUntil,
-            Expr::value(Option::<chrono::DateTime<Utc>>::None),
-        )
+    let released = mark_released(status, error)
         .filter(Column::Id.eq(owner.id))
         .filter(Column::ClaimToken.eq(owner.token))
         .exec(db)
@@ -451,6 +413,40 @@ pub async fn release(db: &DatabaseConnection, owner: Owner, status: Status, erro
     if let Err(error) = released {
         tracing::debug!(%error, "could not release the claim; its lease will expire");
     }
+}
+
+/// The update that finishes an event: its final status, who finished it and when, the
+/// claim and any earlier error cleared.
+fn mark_done(
+    status: Status,
+    now: DateTime<Utc>,
+    worker_id: &str,
+) -> sea_orm::UpdateMany<WebhookEvents> {
+    WebhookEvents::update_many()
+        .col_expr(Column::Status, Expr::value(status.as_str()))
+        .col_expr(Column::ProcessedAt, Expr::value(now))
+        .col_expr(Column::UpdatedAt, Expr::value(now))
+        .col_expr(Column::ProcessedBy, Expr::value(worker_id.to_owned()))
+        .col_expr(Column::ClaimToken, Expr::value(Option::<Uuid>::None))
+        .col_expr(
+            Column::LeaseUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(Column::LastError, Expr::value(Option::<String>::None))
+}
+
+/// The update that gives a claim up after a failed attempt: the status it leaves, the
+/// error, and the claim cleared so the next copy takes the event at once.
+fn mark_released(status: Status, error: &str) -> sea_orm::UpdateMany<WebhookEvents> {
+    WebhookEvents::update_many()
+        .col_expr(Column::Status, Expr::value(status.as_str()))
+        .col_expr(Column::LastError, Expr::value(truncate(error, 4000)))
+        .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
+        .col_expr(Column::ClaimToken, Expr::value(Option::<Uuid>::None))
+        .col_expr(
+            Column::LeaseUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
 }
 
 /// Cuts to at most `max` bytes on a character boundary, owned.
