@@ -43,6 +43,33 @@ async fn lock_waiters(conn: &DatabaseConnection) -> i64 {
     row.try_get::<i64>("", "n").unwrap()
 }
 
+/// Holds every LiveTip transaction mid-way until the returned transaction ends: their
+/// log inserts wait on this lock, after their inbox rows are written (uncommitted).
+async fn hold_commits(conn: &DatabaseConnection) -> sea_orm::DatabaseTransaction {
+    let holder = conn.begin().await.unwrap();
+    holder
+        .execute_unprepared("LOCK TABLE webhook_logs IN SHARE MODE")
+        .await
+        .unwrap();
+    holder
+}
+
+/// Waits until every LiveTip event is in a worker's hands (its slots' prefetch) and
+/// its batches wait on [`hold_commits`]' lock.
+async fn wait_all_held(gw: &TestGateway, conn: &DatabaseConnection) {
+    let queue = gw.topology.topology.work_queue(shared::Provider::LiveTip);
+    eventually(
+        "every event delivered, its batches mid-transaction",
+        Duration::from_secs(30),
+        || async {
+            (hookwire_tests::broker::ready_messages(&queue).await == 0
+                && lock_waiters(conn).await >= 1)
+                .then_some(())
+        },
+    )
+    .await;
+}
+
 /// A process's counter as its `/metrics` shows it (absent = 0).
 async fn counter(metrics_port: u16, name: &str) -> f64 {
     let addr = format!("127.0.0.1:{metrics_port}").parse().unwrap();
@@ -63,30 +90,12 @@ async fn a_killed_workers_in_flight_events_are_applied_at_their_first_redelivery
     // Default lease and inline budget, as in production.
     let defaults = ["--worker-lease", "30s", "--worker-inline-retry", "30s"];
 
-    // Hold every LiveTip transaction of the first worker mid-way: its log inserts wait
-    // on this lock, after its inbox rows are written (uncommitted).
-    let holder = conn.begin().await.unwrap();
-    holder
-        .execute_unprepared("LOCK TABLE webhook_logs IN SHARE MODE")
-        .await
-        .unwrap();
+    let holder = hold_commits(&conn).await;
     let mut first = WorkerProcess::spawn(&db.url, &gw.topology, &defaults);
     for i in 0..20 {
         livetip(&gw, &format!("lt-{i}")).await;
     }
-    // Every event is in the first worker's hands (its slots' prefetch) and its
-    // transactions wait on the lock, their inbox rows written but not committed.
-    let queue = gw.topology.topology.work_queue(shared::Provider::LiveTip);
-    eventually(
-        "every event delivered to the first worker, its batches mid-transaction",
-        Duration::from_secs(30),
-        || async {
-            (hookwire_tests::broker::ready_messages(&queue).await == 0
-                && lock_waiters(&conn).await >= 1)
-                .then_some(())
-        },
-    )
-    .await;
+    wait_all_held(&gw, &conn).await;
     first.signal("KILL");
     assert!(!first.wait_exit(Duration::from_secs(10)).await.success());
     holder.rollback().await.unwrap();
@@ -137,27 +146,13 @@ async fn a_kill_between_a_batchs_commit_and_its_ack_applies_nothing_twice() {
     let proxy = TcpProxy::start("127.0.0.1:5672".parse().unwrap(), Mode::Up).await;
     let through_proxy = proxy.amqp_url();
 
-    // Hold the first worker's batches before their commit.
-    let holder = conn.begin().await.unwrap();
-    holder
-        .execute_unprepared("LOCK TABLE webhook_logs IN SHARE MODE")
-        .await
-        .unwrap();
+    let holder = hold_commits(&conn).await;
     let mut first = WorkerProcess::spawn(&db.url, &gw.topology, &["--amqp-url", &through_proxy]);
     for i in 0..10 {
         livetip(&gw, &format!("acked-late-{i}")).await;
     }
     let queue = gw.topology.topology.work_queue(shared::Provider::LiveTip);
-    eventually(
-        "every event in the first worker's batches, before their commit",
-        Duration::from_secs(30),
-        || async {
-            (hookwire_tests::broker::ready_messages(&queue).await == 0
-                && lock_waiters(&conn).await >= 1)
-                .then_some(())
-        },
-    )
-    .await;
+    wait_all_held(&gw, &conn).await;
     // Its acks will not reach the broker; then let the batches commit.
     proxy.set(Mode::Stall);
     holder.rollback().await.unwrap();
