@@ -12,6 +12,7 @@ use hookwire_tests::livetip::livetip_event;
 use hookwire_tests::worker::{event_rows, spawn_worker};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait};
 use serde_json::json;
+use sha2::Digest;
 use shared::Provider;
 use shared::db::entities::payment::Entity as Payments;
 use shared::db::entities::webhook_log::{self, Entity as WebhookLogs};
@@ -178,6 +179,67 @@ async fn one_failing_event_in_a_batch_undoes_only_its_own_writes() {
     // Everything was acknowledged: nothing goes back to the queue when the worker stops.
     assert!(worker.stop().await);
     assert_eq!(ready_messages(&queue).await, 0);
+}
+
+/// A batch's claim writes a new row as processed at once; rows it takes over (a failed
+/// attempt) are finished by the batch's completion: both end the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_finishes_failed_attempts_it_takes_over_like_new_events() {
+    let db = TestDatabase::postgres().await;
+    let conn = db.connect().await;
+    shared::db::migrate(&conn).await.unwrap();
+    let payment = |i: usize| {
+        json!({"sender": format!("again_{i}"), "amount": "5.00", "currency": "BRL",
+               "paymentId": format!("again-{i}"), "paid": true})
+    };
+    // Two events whose first attempts failed (as a worker that gave up on them leaves
+    // their rows), keyed as the worker keys LiveTip bodies.
+    for i in 0..2 {
+        let body = json!({"event": "payment_confirmed", "payment": payment(i)}).to_string();
+        let key = format!(
+            "sha256:{}",
+            hex::encode(sha2::Sha256::digest(body.as_bytes()))
+        );
+        conn.execute_unprepared(&format!(
+            "INSERT INTO webhook_events (id, provider, event, dedupe_key, payload, received_at, \
+             status, attempts, duplicates, last_error, created_at, updated_at) \
+             VALUES (gen_random_uuid(), 'livetip', 'payment_confirmed', '{key}', '\\x00', now(), \
+             'retrying', 1, 0, 'the first attempt failed', now(), now())"
+        ))
+        .await
+        .unwrap();
+    }
+    let gw = spawn_gateway().await;
+    let worker = spawn_worker(&db.url, &gw.topology, &[]).await;
+    worker.wait_consuming().await;
+    for i in 0..3 {
+        livetip_event(gw.addr, "payment_confirmed", payment(i)).await;
+    }
+    let rows = eventually(
+        "three events processed",
+        Duration::from_secs(20),
+        || async {
+            let rows = event_rows(&conn).await;
+            (rows.iter().filter(|r| r.status == "processed").count() == 3).then_some(rows)
+        },
+    )
+    .await;
+    let mut attempts: Vec<i32> = rows.iter().map(|r| r.attempts).collect();
+    attempts.sort_unstable();
+    assert_eq!(attempts, [1, 2, 2], "{rows:?}");
+    for row in &rows {
+        assert!(
+            row.last_error.is_none()
+                && row.claim_token.is_none()
+                && row.lease_until.is_none()
+                && row.processed_at.is_some()
+                && row.processed_by.is_some(),
+            "finished like any processed event: {row:?}"
+        );
+    }
+    let created = Payments::find().all(&conn).await.unwrap();
+    assert_eq!(created.len(), 3, "each applied once: {created:?}");
+    assert!(worker.stop().await);
 }
 
 fn payer(i: usize) -> String {

@@ -33,7 +33,6 @@ use shared::db::entities::webhook_event::Status;
 use shared::{Envelope, Provider};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
-use uuid::Uuid;
 
 use crate::context::WorkerContext;
 use crate::error::{ErrorClass, WorkerError};
@@ -235,16 +234,18 @@ async fn effects(
     prepared: Vec<(usize, &Envelope, &str, Prepared)>,
 ) -> Result<Vec<(usize, Handled)>, Failure> {
     let size = prepared.len();
+    let now = chrono::Utc::now();
     let wanted: Vec<(&Envelope, &str)> = prepared.iter().map(|(_, e, k, _)| (*e, *k)).collect();
     let spans: Vec<_> = prepared
         .iter()
         .map(|(i, ..)| db_span(&ctx.db, "claim", size, &items[*i].span))
         .collect();
-    let claims = inbox::claim_batch(txn, &wanted, ctx.settings.worker_lease).await?;
+    let claims =
+        inbox::claim_batch(txn, &wanted, ctx.settings.worker_lease, &ctx.worker_id, now).await?;
     let mut livetip_ids = HashSet::new();
     let mut senders = HashSet::new();
     for ((.., plan), claim) in prepared.iter().zip(&claims) {
-        if let (Prepared::LiveTip(event), Claimed::Owned(_)) = (plan, claim) {
+        if let (Prepared::LiveTip(event), Claimed::Owned { .. }) = (plan, claim) {
             livetip_ids.insert(event.payment.payment_id.clone());
             senders.insert(event.payment.sender.clone());
         }
@@ -260,15 +261,15 @@ async fn effects(
 
     let owned = claims
         .iter()
-        .filter(|c| matches!(c, Claimed::Owned(_)))
+        .filter(|c| matches!(c, Claimed::Owned { .. }))
         .count();
     let written = logs::Buffer::default();
-    let mut done: Vec<(Uuid, Status)> = Vec::with_capacity(owned);
+    let mut done: Vec<(Claimed, Status)> = Vec::with_capacity(owned);
     let mut committed = Vec::with_capacity(size);
     let mut savepoint = Savepoint::new(owned > 1);
     for ((i, envelope, _, plan), claim) in prepared.into_iter().zip(claims) {
         let row = match claim {
-            Claimed::Owned(row) => row,
+            Claimed::Owned { id, .. } => id,
             Claimed::Duplicate => {
                 committed.push((i, Handled::Duplicate));
                 continue;
@@ -292,7 +293,7 @@ async fn effects(
                 if let Some(livetip) = &livetip {
                     livetip.keep(created);
                 }
-                done.push((row, applied.status()));
+                done.push((claim, applied.status()));
                 committed.push((i, Handled::Applied(applied)));
             }
             // Alone in the transaction: rolling it all back is the same thing.
@@ -310,7 +311,7 @@ async fn effects(
         livetip.write(txn).await?;
     }
     written.flush(txn).await?;
-    if inbox::complete_batch(txn, &done, &ctx.worker_id).await? != done.len() as u64 {
+    if !inbox::complete_batch(txn, &done, &ctx.worker_id, now).await? {
         return Err(Failure::Batch(WorkerError::Contended(
             "a batch's claimed inbox row changed before its commit",
         )));

@@ -142,8 +142,10 @@ pub async fn claim<C: ConnectionTrait>(
 /// What claiming one event of a batch found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claimed {
-    /// This transaction holds the event's row (new, or a failed attempt taken over).
-    Owned(Uuid),
+    /// This transaction holds the event's row: `fresh` when this claim inserted it
+    /// (already written as processed, see [`claim_batch`]), else a failed attempt or an
+    /// expired lease taken over (still processing until [`complete_batch`]).
+    Owned { id: Uuid, fresh: bool },
     /// The event was already handled; this copy's `duplicates` is counted.
     Duplicate,
     /// Someone else's live lease: the event is handled alone, which waits it out.
@@ -155,24 +157,36 @@ pub enum Claimed {
 /// events recognised (and counted) in the same round trip. Rows are written in key
 /// order, so two batches holding copies of the same events lock them in one order and
 /// cannot deadlock. `events` must not repeat a key. Answers in `events`' order.
+///
+/// A new row is inserted as it will most often end, processed by `worker_id`: nobody
+/// sees it before the commit, and an effect that ends otherwise (ignored, rejected,
+/// failed) rewrites it. That spares the usual event a second version of its row (with
+/// its payload, in every index) in the same transaction. The claim token then only
+/// (one for the batch) marks rows taken over, which [`complete_batch`] finishes; a
+/// fresh row is known by the id this claim gave it. `now` stamps the whole batch, as
+/// one commit finishes it.
 pub async fn claim_batch<C: ConnectionTrait>(
     db: &C,
     events: &[(&Envelope, &str)],
     lease: Duration,
+    worker_id: &str,
+    now: DateTime<Utc>,
 ) -> Result<Vec<Claimed>, sea_orm::DbErr> {
     if events.is_empty() {
         return Ok(Vec::new());
     }
-    let now = Utc::now();
     let lease_until = lease_end(now, lease);
     let mut order: Vec<usize> = (0..events.len()).collect();
     order.sort_by_key(|&i| events[i].1);
-    let tokens: Vec<Uuid> = events.iter().map(|_| Uuid::new_v4()).collect();
+    let token = Uuid::new_v4();
+    let ids: Vec<Uuid> = events.iter().map(|_| Uuid::now_v7()).collect();
     let rows = order.iter().map(|&i| {
         let (envelope, key) = events[i];
         let mut row = new_row(envelope, key, now);
-        row.claim_token = Set(Some(tokens[i]));
-        row.lease_until = Set(Some(lease_until));
+        row.id = Set(ids[i]);
+        row.status = Set(Status::Processed.as_str().to_owned());
+        row.processed_at = Set(Some(now));
+        row.processed_by = Set(Some(worker_id.to_owned()));
         row
     });
     let old = |column: Column| Expr::col((WebhookEvents, column));
@@ -195,11 +209,11 @@ pub async fn claim_batch<C: ConnectionTrait>(
         )
         .value(
             Column::ClaimToken,
-            when_taken(Column::ClaimToken, excluded(Column::ClaimToken)),
+            when_taken(Column::ClaimToken, Expr::value(token)),
         )
         .value(
             Column::LeaseUntil,
-            when_taken(Column::LeaseUntil, excluded(Column::LeaseUntil)),
+            when_taken(Column::LeaseUntil, Expr::value(lease_until)),
         )
         .value(
             Column::Attempts,
@@ -226,15 +240,15 @@ pub async fn claim_batch<C: ConnectionTrait>(
     let mut found = std::collections::HashMap::new();
     for row in db.query_all(&statement).await? {
         let key: String = row.try_get("", "dedupe_key")?;
-        let claimed = if row
-            .try_get::<Option<Uuid>>("", "claim_token")?
-            .is_some_and(|t| {
-                events
-                    .iter()
-                    .position(|(_, k)| *k == key)
-                    .is_some_and(|i| tokens[i] == t)
-            }) {
-            Claimed::Owned(row.try_get("", "id")?)
+        let Some(i) = events.iter().position(|(_, k)| *k == key) else {
+            continue;
+        };
+        let id: Uuid = row.try_get("", "id")?;
+        let returned_token: Option<Uuid> = row.try_get("", "claim_token")?;
+        let claimed = if id == ids[i] {
+            Claimed::Owned { id, fresh: true }
+        } else if returned_token == Some(token) {
+            Claimed::Owned { id, fresh: false }
         } else if Status::is_final(&row.try_get::<String>("", "status")?) {
             Claimed::Duplicate
         } else {
@@ -249,21 +263,29 @@ pub async fn claim_batch<C: ConnectionTrait>(
 }
 
 /// Marks a batch's applied events done, inside its transaction: one statement per
-/// final status. Returns how many rows changed (all of them, since the transaction
-/// holds every claimed row from the claim to the commit).
+/// final status, for the rows [`claim_batch`] did not already write as they end
+/// (rows taken over, and fresh rows whose effect ended other than processed).
+/// Returns whether every such row changed (it must: the transaction holds every
+/// claimed row from the claim to the commit).
 pub async fn complete_batch<C: ConnectionTrait>(
     txn: &C,
-    done: &[(Uuid, Status)],
+    done: &[(Claimed, Status)],
     worker_id: &str,
-) -> Result<u64, sea_orm::DbErr> {
-    let now = Utc::now();
+    now: DateTime<Utc>,
+) -> Result<bool, sea_orm::DbErr> {
     let mut changed = 0;
+    let mut expected = 0;
     for status in [Status::Processed, Status::Ignored, Status::Rejected] {
         let ids: Vec<Uuid> = done
             .iter()
-            .filter(|(_, s)| *s == status)
-            .map(|(id, _)| *id)
+            .filter_map(|(claim, s)| match claim {
+                Claimed::Owned { id, fresh } if *s == status => {
+                    (!fresh || status != Status::Processed).then_some(*id)
+                }
+                _ => None,
+            })
             .collect();
+        expected += ids.len() as u64;
         if ids.is_empty() {
             continue;
         }
@@ -273,7 +295,7 @@ pub async fn complete_batch<C: ConnectionTrait>(
             .await?
             .rows_affected;
     }
-    Ok(changed)
+    Ok(changed == expected)
 }
 
 /// Gives up a batch's claim on one event whose effect was rolled back to its
@@ -436,10 +458,16 @@ fn mark_done(
 }
 
 /// The update that gives a claim up after a failed attempt: the status it leaves, the
-/// error, and the claim cleared so the next copy takes the event at once.
+/// error, and the claim cleared so the next copy takes the event at once (with what a
+/// batch's claim wrote ahead: a released row was not processed).
 fn mark_released(status: Status, error: &str) -> sea_orm::UpdateMany<WebhookEvents> {
     WebhookEvents::update_many()
         .col_expr(Column::Status, Expr::value(status.as_str()))
+        .col_expr(
+            Column::ProcessedAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(Column::ProcessedBy, Expr::value(Option::<String>::None))
         .col_expr(Column::LastError, Expr::value(truncate(error, 4000)))
         .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
         .col_expr(Column::ClaimToken, Expr::value(Option::<Uuid>::None))
