@@ -173,3 +173,92 @@ async fn an_unroutable_event_is_returned_and_answered_503() {
     assert_eq!(take(&queue, 1).await.len(), 1);
     let _ = conn.close(200, "done".into()).await;
 }
+
+/// Counts the answers by status.
+async fn statuses(gw: &hookwire_tests::gateway::TestGateway, count: usize, tag: &str) -> Vec<u16> {
+    let sends = (0..count).map(|i| {
+        let addr = gw.addr;
+        let id = format!("{tag}-{i}");
+        async move { livetip(addr, &id).await.status }
+    });
+    futures_util::future::join_all(sends).await
+}
+
+/// One channel closed by the broker (a message over its `max_message_size`: a
+/// channel-level error) is replaced alone: the connection, and the requests on the
+/// other channels, go on. Then a memory alarm: while the broker blocks the
+/// connection, requests are answered 503 at once, not after the confirm timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_the_broker_closes_is_replaced_alone_and_an_alarm_answers_503_at_once() {
+    let rabbit = hookwire_tests::broker::PrivateRabbit::start_with("max_message_size = 2048\n");
+    let gw = spawn_gateway_with(
+        GatewaySettings {
+            amqp_url: rabbit.amqp_url(),
+            ..GatewaySettings::default()
+        }
+        // Longer than the test client waits (20 s): an answer proves no one waited
+        // for a confirm that cannot come.
+        .arg("--confirm-timeout-ms", "60000"),
+    )
+    .await;
+    gw.wait_ready().await;
+    assert!(statuses(&gw, 16, "before").await.iter().all(|s| *s == 200));
+
+    // Within the gateway's body limit, over the broker's: its channel is closed.
+    let big = json!({"event": "payment_confirmed", "payment": {"sender": "s", "amount": 5,
+        "paymentId": "big", "paid": true, "content": "x".repeat(3_000)}});
+    let refused = post(
+        gw.addr,
+        "/webhook",
+        &[
+            ("content-type", "application/json"),
+            ("x-livetip-webhook-secret-token", LIVETIP_TOKEN),
+        ],
+        big.to_string(),
+    )
+    .await;
+    assert_eq!(refused.status, 503, "{:?}", refused.body);
+    eventually(
+        "the closed channel replaced",
+        Duration::from_secs(10),
+        || async {
+            let text = hookwire_tests::scrape(gw.admin).await;
+            (hookwire_tests::metric_value(&text, "hookwire_broker_channels_replaced_total", &[])
+                >= 1.0)
+                .then_some(())
+        },
+    )
+    .await;
+    let connections = hookwire_tests::metric_value(
+        &hookwire_tests::scrape(gw.admin).await,
+        "hookwire_broker_connections_total",
+        &[],
+    );
+    assert_eq!(connections, 1.0, "the first connection still serves");
+    let after = statuses(&gw, 32, "after").await;
+    assert!(after.iter().all(|s| *s == 200), "{after:?}");
+    assert_eq!(gw.readyz().await, 200);
+
+    // A memory alarm: the broker blocks the connection. Requests are answered 503 with
+    // `Retry-After` at once, and readiness is off until the alarm clears.
+    tokio::task::block_in_place(|| rabbit.set_memory_watermark(&["absolute", "1MB"]));
+    let first = eventually(
+        "the broker's block felt",
+        Duration::from_secs(30),
+        || async {
+            let response = livetip(gw.addr, "while-blocked").await;
+            (response.status == 503).then_some(response)
+        },
+    )
+    .await;
+    assert!(first.headers.contains_key("retry-after"));
+    let blocked = statuses(&gw, 8, "blocked").await;
+    assert!(blocked.iter().all(|s| *s == 503), "{blocked:?}");
+    assert_eq!(gw.readyz().await, 503);
+    tokio::task::block_in_place(|| rabbit.set_memory_watermark(&["0.4"]));
+    eventually("publishing again", Duration::from_secs(30), || async {
+        (livetip(gw.addr, "unblocked").await.status == 200).then_some(())
+    })
+    .await;
+    assert_eq!(gw.readyz().await, 200);
+}

@@ -238,6 +238,11 @@ pub struct PrivateRabbit {
 
 impl PrivateRabbit {
     pub fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// A node with extra `rabbitmq.conf` lines (e.g. `max_message_size = 65536`).
+    pub fn start_with(config: &str) -> Self {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let node = format!("hwtest{}@localhost", &id[..8]);
         let dir = std::env::temp_dir().join(format!("hookwire-rabbit-{}", &id[..12]));
@@ -248,7 +253,7 @@ impl PrivateRabbit {
         // The system config pins the shared node's listener; ours names its own.
         std::fs::write(
             dir.join("rabbitmq.conf"),
-            format!("listeners.tcp.local = 127.0.0.1:{port}\nloopback_users = none\n"),
+            format!("listeners.tcp.local = 127.0.0.1:{port}\nloopback_users = none\n{config}"),
         )
         .unwrap();
         let status = std::process::Command::new("chown")
@@ -329,6 +334,14 @@ impl PrivateRabbit {
 
     pub fn start_app(&self) {
         self.ctl(&["start_app"]);
+    }
+
+    /// Sets the memory alarm's threshold (`absolute 1MB` raises the alarm at once:
+    /// the node blocks publishing connections; `0.4` is the default).
+    pub fn set_memory_watermark(&self, args: &[&str]) {
+        let mut all = vec!["set_vm_memory_high_watermark"];
+        all.extend_from_slice(args);
+        self.ctl(&all);
     }
 
     fn ctl(&self, args: &[&str]) {

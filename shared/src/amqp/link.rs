@@ -7,6 +7,11 @@
 //!
 //! Many publishes are in flight at once: each picks a channel round-robin and waits
 //! only for its own confirm, so no request queues behind another's confirm.
+//!
+//! A channel the broker closes (a channel-level error) is replaced alone: publishes on
+//! the other channels go on. While the broker blocks the connection (a memory or disk
+//! alarm), publishes fail at once instead of each waiting out the confirm timeout: the
+//! broker reads nothing from a blocked connection, so no confirm can come.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
@@ -58,6 +63,9 @@ pub enum PublishError {
     /// No live connection right now.
     #[error("not connected to the broker")]
     NotConnected,
+    /// The broker blocks publishing (memory or disk alarm) until it recovers.
+    #[error("the broker blocks publishing: {0}")]
+    Blocked(String),
     /// The broker returned the message: no queue is bound for its routing key.
     #[error("broker returned the message ({code}: {text})")]
     Returned {
@@ -88,6 +96,8 @@ struct Inner {
     config: LinkConfig,
     live: RwLock<Option<Arc<Live>>>,
     ready: watch::Sender<bool>,
+    /// Why the broker blocks the current connection, while it does.
+    blocked: watch::Sender<Option<String>>,
     /// Pokes the supervisor to re-check health after a failed publish.
     wake: Notify,
 }
@@ -95,19 +105,55 @@ struct Inner {
 #[derive(Debug)]
 struct Live {
     connection: Connection,
-    channels: Vec<Channel>,
+    /// Each slot is replaced on its own when the broker closes its channel.
+    channels: Vec<RwLock<Channel>>,
     next: AtomicUsize,
 }
 
 impl Live {
-    fn healthy(&self) -> bool {
-        self.connection.status().connected() && self.channels.iter().all(|c| c.status().connected())
+    fn pick(&self) -> Channel {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.channels.len();
+        read(&self.channels[i]).clone()
     }
 
-    fn pick(&self) -> &Channel {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.channels.len();
-        &self.channels[i]
+    /// Replaces every closed channel with a new confirm channel. `Err`: the connection
+    /// itself cannot open one, and must be replaced.
+    async fn replace_closed_channels(&self) -> Result<(), lapin::Error> {
+        for slot in &self.channels {
+            let closed = {
+                let channel = read(slot);
+                (!channel.status().connected()).then(|| channel.id())
+            };
+            let Some(id) = closed else { continue };
+            let fresh = confirm_channel(&self.connection).await?;
+            tracing::warn!(
+                channel = id,
+                replacement = fresh.id(),
+                "the broker closed a publish channel; replaced it alone"
+            );
+            metrics::counter!("hookwire_broker_channels_replaced_total").increment(1);
+            match slot.write() {
+                Ok(mut guard) => *guard = fresh,
+                Err(poisoned) => *poisoned.into_inner() = fresh,
+            }
+        }
+        Ok(())
     }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    match lock.read() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+async fn confirm_channel(connection: &Connection) -> Result<Channel, lapin::Error> {
+    let channel = connection.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    Ok(channel)
 }
 
 impl BrokerLink {
@@ -118,10 +164,12 @@ impl BrokerLink {
         shutdown: CancellationToken,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (ready, _) = watch::channel(false);
+        let (blocked, _) = watch::channel(None);
         let inner = Arc::new(Inner {
             config,
             live: RwLock::new(None),
             ready,
+            blocked,
             wake: Notify::new(),
         });
         let task = tokio::spawn(supervise(inner.clone(), shutdown));
@@ -155,8 +203,12 @@ impl BrokerLink {
         properties: BasicProperties,
     ) -> Result<(), PublishError> {
         let live = self.current().ok_or(PublishError::NotConnected)?;
+        let mut blocked = self.inner.blocked.subscribe();
+        if let Some(reason) = blocked.borrow_and_update().clone() {
+            return Err(PublishError::Blocked(reason));
+        }
         let timeout = self.inner.config.confirm_timeout;
-        let outcome = tokio::time::timeout(timeout, async {
+        let confirmed = tokio::time::timeout(timeout, async {
             let confirm = live
                 .pick()
                 .basic_publish(
@@ -171,8 +223,16 @@ impl BrokerLink {
                 )
                 .await?;
             confirm.await
-        })
-        .await;
+        });
+        // A publish already waiting when the broker blocks the connection gets no
+        // confirm until the alarm clears: answer now (the message may still be stored
+        // later; a provider's retry of it is a duplicate the worker recognises).
+        let outcome = tokio::select! {
+            outcome = confirmed => outcome,
+            Ok(reason) = blocked.wait_for(Option::is_some) => {
+                return Err(PublishError::Blocked(reason.clone().unwrap_or_default()));
+            }
+        };
         let result = match outcome {
             Err(_) => Err(PublishError::ConfirmTimeout(timeout)),
             Ok(Err(e)) => Err(PublishError::Broker(e)),
@@ -211,10 +271,7 @@ impl BrokerLink {
     }
 
     fn current(&self) -> Option<Arc<Live>> {
-        match self.inner.live.read() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        read(&self.inner.live).clone()
     }
 }
 
@@ -227,6 +284,8 @@ impl Inner {
             Ok(mut guard) => *guard = live,
             Err(poisoned) => *poisoned.into_inner() = live,
         }
+        // A new connection starts unblocked; the broker says so again if it is not.
+        self.blocked.send_replace(None);
         self.ready.send_replace(ready);
     }
 }
@@ -251,6 +310,9 @@ async fn supervise(inner: Arc<Inner>, shutdown: CancellationToken) {
                 backoff.reset();
                 failures = 0;
                 let live = Arc::new(live);
+                metrics::counter!("hookwire_broker_connections_total",
+                    "connection" => inner.config.connection_name.clone())
+                .increment(1);
                 inner.set_live(Some(live.clone()));
                 tracing::info!(
                     channels = live.channels.len(),
@@ -293,13 +355,18 @@ async fn watch_until_lost(
     loop {
         tokio::select! {
             event = events.next() => match event {
-                Some(Event::Error(e)) => return Some(e.to_string()),
+                // A channel's error arrives here too: only a dead connection is lost.
+                Some(Event::Error(e)) if !live.connection.status().connected() => {
+                    return Some(e.to_string());
+                }
                 Some(Event::ConnectionBlocked(reason)) => {
-                    tracing::warn!(%reason, "broker blocked publishing; not ready until unblocked");
+                    tracing::warn!(%reason, "broker blocked publishing; answering 503 until unblocked");
+                    inner.blocked.send_replace(Some(reason.to_string()));
                     inner.ready.send_replace(false);
                 }
                 Some(Event::ConnectionUnblocked) => {
                     tracing::info!("broker unblocked publishing");
+                    inner.blocked.send_replace(None);
                     inner.ready.send_replace(true);
                 }
                 Some(_) => {}
@@ -309,8 +376,11 @@ async fn watch_until_lost(
             _ = tick.tick() => {}
             () = shutdown.cancelled() => return None,
         }
-        if !live.healthy() {
-            return Some("connection or channel closed".to_owned());
+        if !live.connection.status().connected() {
+            return Some("connection closed".to_owned());
+        }
+        if let Err(error) = live.replace_closed_channels().await {
+            return Some(format!("cannot replace a closed channel: {error}"));
         }
     }
 }
@@ -342,11 +412,7 @@ async fn connect(config: &LinkConfig) -> Result<Live, ConnectError> {
         let _ = setup.close(200, "topology declared".into()).await;
         let mut channels = Vec::with_capacity(config.publish_channels.max(1));
         for _ in 0..config.publish_channels.max(1) {
-            let channel = connection.create_channel().await?;
-            channel
-                .confirm_select(ConfirmSelectOptions::default())
-                .await?;
-            channels.push(channel);
+            channels.push(RwLock::new(confirm_channel(&connection).await?));
         }
         Ok::<_, ConnectError>(Live {
             connection,
