@@ -112,7 +112,7 @@ echo "== machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(una
 
 # --- gateway
 # All load comes from one address: the per-address rate limit is off for the benchmark.
-env RUST_LOG=warn RATE_LIMIT_PER_IP=0 GATEWAY_ADDR=$GW_ADDR ADMIN_ADDR=127.0.0.1:0 AMQP_URL="$AMQP_URL" AMQP_PREFIX="$PREFIX" \
+env RUST_LOG=warn RATE_LIMIT_PER_IP=0 MAX_CONNECTIONS_PER_CLIENT=0 GATEWAY_ADDR=$GW_ADDR ADMIN_ADDR=127.0.0.1:0 AMQP_URL="$AMQP_URL" AMQP_PREFIX="$PREFIX" \
   PLUGGY_SIGNING_KEY=$PLUGGY_SECRET PLUGGY_WEBHOOK_SECRET=bench-pluggy-header LIVETIP_WEBHOOK_TOKEN=$TOKEN "${LOAD[@]}" "$BIN/gateway" > "$OUT/gateway.log" 2>&1 &
 gw=$!; pids+=("$gw")
 wait_http "http://$GW_ADDR/readyz"

@@ -52,7 +52,7 @@ wait_http() { for _ in $(seq 150); do [ "$(curl -s -o /dev/null -w '%{http_code}
 
 start_gateway() { # addr [extra env...]
   local addr=$1; shift
-  env RUST_LOG=warn RATE_LIMIT_PER_IP=0 GATEWAY_ADDR="$addr" ADMIN_ADDR=127.0.0.1:0 AMQP_PREFIX="$PREFIX" \
+  env RUST_LOG=warn RATE_LIMIT_PER_IP=0 MAX_CONNECTIONS_PER_CLIENT=0 GATEWAY_ADDR="$addr" ADMIN_ADDR=127.0.0.1:0 AMQP_PREFIX="$PREFIX" \
     LIVETIP_WEBHOOK_TOKEN=$TOKEN DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:1/none}" "$@" \
     "$BIN/gateway" > "$OUT/gateway.log" 2>&1 &
   GATEWAY_PID=$!; pids+=("$GATEWAY_PID")

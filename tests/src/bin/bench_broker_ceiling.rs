@@ -42,9 +42,17 @@ struct Args {
     /// default exchange.
     #[arg(long)]
     topic: bool,
+    /// Route through a durable direct exchange, the queue bound to the one routing key
+    /// (what exact per-event bindings would cost instead of the topic's patterns).
+    #[arg(long, conflicts_with = "topic")]
+    direct: bool,
     /// Attach a gateway-sized set of envelope headers to every message.
     #[arg(long)]
     envelope_headers: bool,
+    /// Publish without `mandatory` (what that flag costs the broker; the gateway
+    /// always sets it, so an unroutable event is never answered 2xx).
+    #[arg(long)]
+    no_mandatory: bool,
     /// Consume ceiling: fill the queue with this many messages, then consume them.
     #[arg(long)]
     consume: Option<usize>,
@@ -102,12 +110,17 @@ async fn main() -> anyhow::Result<()> {
             arguments,
         )
         .await?;
-    let (exchange, routing_key) = if args.topic {
+    let (exchange, routing_key) = if args.topic || args.direct {
         let exchange = format!("{queue}.x");
+        let (kind, pattern) = if args.direct {
+            (lapin::ExchangeKind::Direct, "bench.item.updated")
+        } else {
+            (lapin::ExchangeKind::Topic, "bench.#")
+        };
         setup
             .exchange_declare(
                 exchange.as_str().into(),
-                lapin::ExchangeKind::Topic,
+                kind,
                 lapin::options::ExchangeDeclareOptions {
                     durable: true,
                     ..Default::default()
@@ -119,7 +132,7 @@ async fn main() -> anyhow::Result<()> {
             .queue_bind(
                 queue.as_str().into(),
                 exchange.as_str().into(),
-                "bench.#".into(),
+                pattern.into(),
                 Default::default(),
                 FieldTable::default(),
             )
@@ -143,6 +156,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let payload = vec![b'x'; args.size];
     let target = Target {
+        mandatory: !args.no_mandatory,
         exchange: exchange.clone(),
         routing_key,
         properties,
@@ -156,7 +170,7 @@ async fn main() -> anyhow::Result<()> {
         (None, Some(rate)) => fixed_rate(&channels, target, rate, args.seconds).await?,
         (None, None) => saturation(&channels, target, args.in_flight, args.seconds).await?,
     };
-    if args.topic {
+    if args.topic || args.direct {
         setup
             .exchange_delete(exchange.as_str().into(), Default::default())
             .await?;
@@ -172,6 +186,7 @@ async fn main() -> anyhow::Result<()> {
 /// Where and what every message of a run is.
 #[derive(Clone)]
 struct Target {
+    mandatory: bool,
     exchange: String,
     routing_key: String,
     properties: BasicProperties,
@@ -179,7 +194,7 @@ struct Target {
 }
 
 impl Target {
-    /// One persistent, mandatory publish and its confirm: `true` when acked unreturned.
+    /// One persistent publish (mandatory unless asked otherwise) and its confirm: `true` when acked unreturned.
     async fn publish(&self, channel: &lapin::Channel) -> bool {
         let confirmed = async {
             channel
@@ -187,7 +202,7 @@ impl Target {
                     self.exchange.as_str().into(),
                     self.routing_key.as_str().into(),
                     BasicPublishOptions {
-                        mandatory: true,
+                        mandatory: self.mandatory,
                         ..Default::default()
                     },
                     &self.payload,

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The publish path's levers, measured side by side in interleaved rounds (issue 16).
+#
+#   tests/load/gateway-levers.sh                       # defaults: 2 rounds, 10 s each
+#   ROUNDS=3 SECONDS_EACH=15 CHANNELS="8 2 16" tests/load/gateway-levers.sh
+#
+# Each round runs, one after the other on the local broker:
+#   - the gateway at saturation (wrk, 64 connections, the bench's mixed Pluggy/LiveTip
+#     bodies) once per AMQP_PUBLISH_CHANNELS value in CHANNELS;
+#   - the bare publisher (64 in flight, 8 channels) in each message shape: default
+#     exchange, topic exchange, direct exchange, envelope headers, topic with headers,
+#     and that without `mandatory`.
+# Prints req/s or msg/s, CPU microseconds per message of the process measured and of
+# the broker, and for the gateway how many TCP data segments it sent the broker per
+# message (1.0: every publish went out alone; lower: publishes shared a segment).
+source "$(dirname "$0")/lib.sh"
+
+ROUNDS=${ROUNDS:-2}
+SECONDS_EACH=${SECONDS_EACH:-10}
+CHANNELS=${CHANNELS:-"8 2 1"}
+GW_ADDR=127.0.0.1:18082
+PLUGGY_SECRET=bench-pluggy-secret
+ensure_tools
+AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
+broker_pid() { pgrep -u rabbitmq -o beam.smp; }
+us() { python3 -c "print(round(($2 - $1) / $(getconf CLK_TCK) * 1e6 / max($3, 1)))"; } # ticks0 ticks1 n
+
+PLUGGY_BODY='{"event":"transactions/created","eventId":"d876fd7c-0000-4000-8000-000000000001","itemId":"a5c763cb-0000-4000-8000-000000000002","accountId":"acc-0000-4000-8000-000000000003","transactionsCount":12,"transactionsCreatedAtFrom":"2025-02-13T17:21:53.719Z","createdTransactionsLink":"https://api.pluggy.ai/transactions?accountId=a1"}'
+LIVETIP_BODY='{"event":"payment_confirmed","payment":{"sender":"viewer_4242","receiver":"streamer_1","content":"HW-7K2M9QXA obrigado pela live, abraço!","amount":25.50,"currency":"BRL","timestamp":"2025-05-28T12:30:00.000Z","paid":true,"paymentId":"lt_pay_abc123def456","read":false,"extra":"padding-to-300"}}'
+PLUGGY_SIG=$(printf '%s' "$PLUGGY_BODY" | openssl dgst -sha256 -hmac "$PLUGGY_SECRET" | awk '{print $NF}')
+cat > "$OUT/levers.lua" <<LUA
+local bodies = { [[$PLUGGY_BODY]], [[$LIVETIP_BODY]] }
+local paths = { "/api/banking/pluggy/webhook/", "/webhook" }
+local headers = {
+  { ["Content-Type"] = "application/json", ["X-Pluggy-Signature"] = "sha256=$PLUGGY_SIG" },
+  { ["Content-Type"] = "application/json", ["X-Livetip-Webhook-Secret-Token"] = "$TOKEN" },
+}
+local n = 0
+request = function()
+  n = n + 1
+  local i = (n % 2) + 1
+  return wrk.format("POST", paths[i], headers[i], bodies[i])
+end
+LUA
+
+# TCP data segments sent so far on the process's connections to the broker.
+io_writes() {
+  ss -tinpH state established "( dport = :${AMQP_PORT} )" 2>/dev/null | awk -v pid="pid=$1," '
+    index($0, pid) { want = 1; next }
+    want { if (match($0, /data_segs_out:[0-9]+/)) s += substr($0, RSTART + 14, RLENGTH - 14); want = 0 }
+    END { print s + 0 }'
+}
+AMQP_PORT=$(sed -E 's#.*:([0-9]+)/.*#\1#' <<<"$AMQP_URL")
+
+gateway_round() { # channels
+  start_gateway "$GW_ADDR" AMQP_PUBLISH_CHANNELS="$1" AMQP_URL="$AMQP_URL" \
+    PLUGGY_SIGNING_KEY=$PLUGGY_SECRET PLUGGY_WEBHOOK_SECRET=bench-pluggy-header
+  local gw=$GATEWAY_PID g0 g1 b0 b1 w0 w1 n rate
+  g0=$(cpu_ticks "$gw"); b0=$(cpu_ticks "$(broker_pid)"); w0=$(io_writes "$gw")
+  wrk -t2 -c64 -d"${SECONDS_EACH}s" --latency -s "$OUT/levers.lua" "http://$GW_ADDR" > "$OUT/levers-wrk.txt"
+  g1=$(cpu_ticks "$gw"); b1=$(cpu_ticks "$(broker_pid)"); w1=$(io_writes "$gw")
+  read -r rate n < <(wrk_summary "$OUT/levers-wrk.txt" | awk '{print $1, $5}')
+  kill "$gw"; wait "$gw" 2>/dev/null || true
+  "$BIN/bench-broker-ceiling" --url "$AMQP_URL" --delete-topology "$PREFIX"
+  printf '  %-34s %7s /s  cpu_us gateway/broker %s/%s  segments to the broker per msg %s\n' "gateway, $1 channels" "$rate" \
+    "$(us "$g0" "$g1" "$n")" "$(us "$b0" "$b1" "$n")" "$(python3 -c "print(round(($w1 - $w0) / max($n, 1), 2))")"
+}
+
+ceiling_round() { # label args...
+  local label=$1; shift
+  local b0 b1 out n
+  b0=$(cpu_ticks "$(broker_pid)")
+  out=$(/usr/bin/time -f 'TIME %U %S' "$BIN/bench-broker-ceiling" --url "$AMQP_URL" --in-flight 64 --seconds "$SECONDS_EACH" "$@" 2>&1)
+  b1=$(cpu_ticks "$(broker_pid)")
+  n=$(grep '^broker-' <<<"$out" | sed -E 's/.*confirmed=([0-9]+).*/\1/')
+  printf '  %-34s %7s /s  cpu_us publisher/broker %s/%s\n' "$label" \
+    "$(grep '^broker-' <<<"$out" | sed -E 's/.*rate=([0-9]+).*/\1/')" \
+    "$(awk -v n="$n" '/^TIME/{printf "%d", ($2 + $3) * 1e6 / n}' <<<"$out")" "$(us "$b0" "$b1" "$n")"
+}
+
+echo "== machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); $(date -u +%FT%TZ); rabbitmq $(rabbitmqctl -q version 2>/dev/null)"
+for round in $(seq "$ROUNDS"); do
+  echo "round $round"
+  for c in $CHANNELS; do gateway_round "$c"; done
+  ceiling_round "publisher, default exchange"
+  ceiling_round "publisher, topic exchange" --topic
+  ceiling_round "publisher, direct exchange" --direct
+  ceiling_round "publisher, envelope headers" --envelope-headers
+  ceiling_round "publisher, topic + headers" --topic --envelope-headers
+  ceiling_round "publisher, topic + headers, no mandatory" --topic --envelope-headers --no-mandatory
+done
