@@ -69,6 +69,7 @@ impl Application {
     /// Binds the listener and starts the broker link. A broker that is down does not
     /// stop start-up: the gateway serves, answers 503, and connects when it can.
     pub async fn build(config: GatewayConfig) -> Result<Self, StartupError> {
+        shared::amqp::check_url(&config.amqp_url).map_err(StartupError::Settings)?;
         crate::budget::check(&config).map_err(StartupError::Settings)?;
         shared::metrics::install();
         let listener = TcpListener::bind(config.gateway_addr)

@@ -26,9 +26,9 @@ pub struct GatewayConfig {
     #[arg(
         long,
         env = "AMQP_URL",
+        // The default is the local broker's well-known guest login, no secret: shown.
         default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
-        hide_env_values = true,
-        hide_default_value = true
+        hide_env_values = true
     )]
     pub amqp_url: String,
 

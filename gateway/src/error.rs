@@ -42,6 +42,14 @@ pub enum ApiError {
     /// No such route.
     #[error("no such route")]
     NotFound,
+    /// The route exists; the record it names does not.
+    #[error("{kind} not found")]
+    NoSuchRecord {
+        /// What was looked for (`payment`).
+        kind: &'static str,
+        /// The key asked for, echoed so the caller sees what was not found.
+        key: String,
+    },
     /// Route exists, method does not.
     #[error("method not allowed")]
     MethodNotAllowed {
@@ -93,7 +101,7 @@ impl ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::InvalidPayload(_) | Self::BodyRead(_) => StatusCode::BAD_REQUEST,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::NoSuchRecord { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::ProviderNotConfigured
             | Self::Unavailable(_)
@@ -131,7 +139,7 @@ impl ApiError {
             Self::InvalidPayload(_) => "invalid_payload",
             Self::BodyTimeout => "body_timeout",
             Self::BodyRead(_) => "body_read",
-            Self::NotFound => "not_found",
+            Self::NotFound | Self::NoSuchRecord { .. } => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::ProviderNotConfigured => "provider_not_configured",
             Self::DatabaseUnavailable(_) => "database_unavailable",
@@ -175,6 +183,7 @@ impl ApiError {
                 "error": "Serviço indisponível, tente novamente",
             }),
             (_, Self::ProviderNotConfigured) => json!({"error": "provider not configured"}),
+            (_, Self::NoSuchRecord { key, .. }) => json!({"error": self.to_string(), "id": key}),
             (_, Self::Unavailable(_)) => json!({
                 "error": "service unavailable",
                 "reason": "event could not be queued; retry later",

@@ -77,6 +77,8 @@ async fn a_bad_setting_stops_start_up_and_names_the_variable() {
         ("GATEWAY_ADDR", "not-an-address"),
         ("AMQP_PREFIX", "has space"),
         ("LOG_FORMAT", "xml"),
+        // Unparsable: would otherwise retry forever; the password never printed.
+        ("AMQP_URL", "amqp://user:s3cret@[not-a-host"),
     ] {
         let output = tokio::process::Command::new(binary("test-gateway"))
             .env_clear()
@@ -87,6 +89,7 @@ async fn a_bad_setting_stops_start_up_and_names_the_variable() {
         assert!(!output.status.success(), "{name}={value} must not start");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(name), "{name}: {stderr}");
+        assert!(!stderr.contains("s3cret"), "{stderr}");
     }
 }
 

@@ -231,11 +231,14 @@ async fn the_payments_api_creates_reads_and_lists() {
         (fetched.status, fetched.json()["id"].as_str()),
         (200, Some(id))
     );
+    let missing = admin(s.gw.admin, Method::GET, "/payments/HW-ZZZZZZZZ", None).await;
     assert_eq!(
-        admin(s.gw.admin, Method::GET, "/payments/HW-00000000", None)
-            .await
-            .status,
-        404
+        (missing.status, missing.json()),
+        (
+            404,
+            serde_json::json!({"error": "payment not found", "id": "HW-ZZZZZZZZ"})
+        ),
+        "a missing payment, not a missing route"
     );
     let listed = admin(
         s.gw.admin,
@@ -399,4 +402,50 @@ async fn without_a_database_admin_answers_503_and_ingest_goes_on() {
             .status,
         200
     );
+}
+
+/// The README's LiveTip demo, run as written against the real stack: our payment is
+/// created, the script sends one LiveTip payment's life (pending, confirmed) with one
+/// `paymentId`, and the payment ends completed, with no second payment created. The
+/// token comes from the environment as it would from `.env`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_livetip_demo_completes_one_payment() {
+    let s = stack(&[]).await;
+    let created = admin(
+        s.gw.admin,
+        Method::POST,
+        "/payments",
+        Some(json!({"userName": "teste_user", "amount": "25.50"})),
+    )
+    .await
+    .json();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/scripts/livetip-test.sh"
+    );
+    let run = tokio::process::Command::new("bash")
+        .arg(script)
+        .arg(format!("http://{}/webhook", s.gw.addr))
+        .env("CONTENT", &id)
+        .env(
+            "LIVETIP_WEBHOOK_TOKEN",
+            hookwire_tests::gateway::LIVETIP_TOKENS,
+        )
+        .output()
+        .await
+        .unwrap();
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{out} {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(out.matches("\"success\":true").count(), 2, "{out}");
+    let done = wait_status(&s.conn, &id, "completed").await;
+    assert_eq!(done.amount.to_string(), "25.50");
+    let all = admin(s.gw.admin, Method::GET, "/payments", None)
+        .await
+        .json();
+    assert_eq!(all["count"], 1, "no second payment: {all}");
 }

@@ -350,3 +350,98 @@ async fn metrics_count_exactly_what_happened() {
     assert!(worker.contains("hookwire_queue_messages{"));
     stop(&mut stack).await;
 }
+
+/// Every settled delivery writes one INFO line an SRE can grep: provider, event,
+/// outcome, attempt, duration and the ids that find the event again; the event's
+/// other lines are below INFO.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_settled_event_writes_one_info_line_with_its_ids() {
+    let db = TestDatabase::postgres().await;
+    let gw = hookwire_tests::gateway::spawn_gateway().await;
+    let log_path = std::env::temp_dir().join(format!(
+        "hookwire-settled-{}.jsonl",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let file = std::fs::File::create(&log_path).unwrap();
+    let mut worker = WorkerProcess::spawn_logging_to(
+        &db.url,
+        &gw.topology,
+        &[],
+        "127.0.0.1:0",
+        &[("LOG_FORMAT", "json"), ("RUST_LOG", "info")],
+        std::process::Stdio::from(file),
+    );
+    let body = serde_json::json!({"event": "payment_confirmed", "payment": {"sender": "fan_42",
+        "amount": "7.00", "currency": "BRL", "paymentId": "settled-line", "paid": true}})
+    .to_string();
+    let headers = [
+        ("content-type", "application/json"),
+        ("x-livetip-webhook-secret-token", LIVETIP_TOKEN),
+    ];
+    let first = post(gw.addr, "/webhook", &headers, body.clone()).await;
+    assert_eq!(first.status, 200);
+    let conn = db.connect().await;
+    wait_finished(&conn, 1, Duration::from_secs(30)).await;
+    // The same body again: a copy, acknowledged without effect.
+    let second = post(gw.addr, "/webhook", &headers, body).await;
+    assert_eq!(second.status, 200);
+    // A message that is no envelope at all: a dead letter at once.
+    hookwire_tests::broker::publish_raw(
+        &gw.topology.topology.events_exchange(),
+        "livetip.payment_confirmed",
+        b"not an envelope",
+        lapin::BasicProperties::default(),
+    )
+    .await;
+    let dead = gw
+        .topology
+        .topology
+        .dead_letter_queue(shared::Provider::LiveTip);
+    let settled_lines = || {
+        std::fs::read_to_string(&log_path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|l| l["target"] == "hookwire::settled")
+            .collect::<Vec<_>>()
+    };
+    eventually("three settled lines", Duration::from_secs(30), || async {
+        (settled_lines().len() >= 3 && hookwire_tests::broker::ready_messages(&dead).await == 1)
+            .then_some(())
+    })
+    .await;
+    worker.signal("TERM");
+    assert!(worker.wait_exit(Duration::from_secs(30)).await.success());
+    let lines = settled_lines();
+    let _ = std::fs::remove_file(&log_path);
+    let outcomes: Vec<&str> = lines.iter().filter_map(|l| l["outcome"].as_str()).collect();
+    assert_eq!(
+        outcomes,
+        ["applied", "duplicate", "dead_letter"],
+        "{lines:?}"
+    );
+    let row = hookwire_tests::worker::event_rows(&conn).await.remove(0);
+    for (line, answered) in lines[..2].iter().zip([&first, &second]) {
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(
+            (
+                line["provider"].as_str(),
+                line["event"].as_str(),
+                line["attempt"].as_u64()
+            ),
+            (Some("livetip"), Some("payment_confirmed"), Some(1))
+        );
+        assert_eq!(line["event_id"].as_str(), Some(row.id.to_string().as_str()));
+        // Each delivery's own trace: the copy's request started a trace of its own.
+        assert_eq!(line["trace_id"].as_str(), answered.header("x-trace-id"));
+        assert!(line["duration_ms"].as_f64().is_some());
+    }
+    assert_eq!(
+        lines[0]["request_id"].as_str(),
+        first.header("x-request-id"),
+        "the request id the provider was answered with"
+    );
+    assert_eq!(lines[0]["trace_id"].as_str(), row.trace_id.as_deref());
+    assert_eq!(lines[0]["status"], "processed");
+    assert_eq!(lines[2]["provider"], "livetip");
+}

@@ -42,7 +42,7 @@ impl GatewayProcess {
         Self::spawn_logging_to(extra_env, log).await
     }
 
-    /// With its log lines (written to stdout) going to `log`.
+    /// With its log lines (written to stderr) going to `log`.
     pub async fn spawn_logging_to(extra_env: &[(&str, &str)], log: Stdio) -> Self {
         let topology = TestTopology::new();
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -61,12 +61,8 @@ impl GatewayProcess {
             .env("REJECTION_WINDOW_MS", "200")
             .envs(extra_env.iter().copied())
             .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(if std::env::var_os("TEST_LOG").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
+            .stdout(Stdio::null())
+            .stderr(log)
             .kill_on_drop(true);
         let child = command.spawn().unwrap();
         Self {

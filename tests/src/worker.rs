@@ -140,6 +140,23 @@ impl WorkerProcess {
         metrics_addr: &str,
         env: &[(&str, &str)],
     ) -> Self {
+        let log = if std::env::var_os("TEST_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        };
+        Self::spawn_logging_to(database_url, topology, extra, metrics_addr, env, log)
+    }
+
+    /// The same, its log lines (written to stderr) going to `log`.
+    pub fn spawn_logging_to(
+        database_url: &str,
+        topology: &TestTopology,
+        extra: &[&str],
+        metrics_addr: &str,
+        env: &[(&str, &str)],
+        log: Stdio,
+    ) -> Self {
         let mut args = worker_args(database_url, &crate::amqp_url(), topology, extra);
         if let Some(at) = args.iter().position(|a| a == "--worker-metrics-addr") {
             args[at + 1] = metrics_addr.to_owned();
@@ -151,11 +168,7 @@ impl WorkerProcess {
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(if std::env::var_os("TEST_LOG").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
+            .stderr(log)
             .kill_on_drop(true)
             .spawn()
             .unwrap();

@@ -270,8 +270,8 @@ async fn effects(
     for ((i, envelope, _, plan), claim) in prepared.into_iter().zip(claims) {
         let row = match claim {
             Claimed::Owned { id, .. } => id,
-            Claimed::Duplicate => {
-                committed.push((i, Handled::Duplicate));
+            Claimed::Duplicate(id) => {
+                committed.push((i, Handled::Duplicate(id)));
                 continue;
             }
             Claimed::Elsewhere => continue,
@@ -294,7 +294,7 @@ async fn effects(
                     livetip.keep(created);
                 }
                 done.push((claim, applied.status()));
-                committed.push((i, Handled::Applied(applied)));
+                committed.push((i, Handled::Applied(applied, row)));
             }
             // Alone in the transaction: rolling it all back is the same thing.
             Err(_) if !savepoint.active => return Err(Failure::Event),

@@ -102,9 +102,9 @@ pub struct WorkerSettings {
     #[arg(
         long,
         env = "AMQP_URL",
+        // The default is the local broker's well-known guest login, no secret: shown.
         default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
-        hide_env_values = true,
-        hide_default_value = true
+        hide_env_values = true
     )]
     pub amqp_url: String,
 
@@ -300,6 +300,7 @@ impl WorkerSettings {
     /// Settings that only make sense together: every slot of every queue may need a
     /// database connection at once, so a smaller pool turns load into acquire timeouts.
     pub fn check(&self) -> Result<(), String> {
+        shared::amqp::check_url(&self.amqp_url)?;
         let slots: usize = [Some(Provider::LiveTip), Some(Provider::Pluggy), None]
             .into_iter()
             .map(|queue| self.queue_limits(queue).concurrency)

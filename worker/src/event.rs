@@ -12,6 +12,7 @@ use shared::db::entities::webhook_event::Status;
 use shared::{Envelope, Provider};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+use uuid::Uuid;
 
 use crate::context::WorkerContext;
 use crate::error::{ErrorClass, WorkerError};
@@ -20,16 +21,17 @@ use crate::inbox::{self, Claim};
 use crate::incoming::Incoming;
 use crate::logs;
 use crate::retry;
+use crate::settled::{self, Outcome};
 use crate::settlement::{self, Disposition, Failure};
 use crate::telemetry::db_span;
 
 /// How one event's handling ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Handled {
-    /// Its effect is committed.
-    Applied(Applied),
-    /// A copy had already been handled: no effect.
-    Duplicate,
+    /// Its effect is committed (in this inbox row).
+    Applied(Applied, Uuid),
+    /// A copy had already been handled (in this inbox row): no effect.
+    Duplicate(Uuid),
 }
 
 /// Handles `incoming` alone and settles it.
@@ -43,23 +45,20 @@ pub async fn process(ctx: &WorkerContext, incoming: Incoming, shutdown: &Cancell
 /// Counts a committed outcome; the delivery is then acknowledged.
 pub fn record(ctx: &WorkerContext, incoming: &Incoming, dedupe_key: &str, handled: Handled) {
     match handled {
-        Handled::Applied(applied) => {
+        Handled::Applied(applied, id) => {
             ctx.stats.record_applied(applied);
             incoming
                 .labels
                 .count("hookwire_worker_messages_succeeded_total");
-            tracing::debug!(parent: &incoming.span, ?applied, "event applied");
+            settled::record(incoming, Outcome::Applied(applied), Some(id));
         }
-        Handled::Duplicate => {
+        Handled::Duplicate(id) => {
             ctx.stats.record_duplicate();
             incoming
                 .labels
                 .count("hookwire_worker_duplicates_skipped_total");
-            tracing::info!(
-                parent: &incoming.span,
-                dedupe_key = %dedupe_key,
-                "duplicate event acknowledged without effect"
-            );
+            tracing::debug!(parent: &incoming.span, dedupe_key = %dedupe_key, "duplicate event");
+            settled::record(incoming, Outcome::Duplicate, Some(id));
         }
     }
 }
@@ -192,9 +191,9 @@ async fn handle_in_transaction(
         .await?;
         let (txn, owner) = match claimed {
             (txn, Some(Claim::Owned(owner))) => (txn, owner),
-            (txn, Some(Claim::Duplicate)) => {
+            (txn, Some(Claim::Duplicate(id))) => {
                 txn.commit().await?;
-                return Ok(Handled::Duplicate);
+                return Ok(Handled::Duplicate(id));
             }
             (txn, busy) => {
                 txn.rollback().await?;
@@ -207,7 +206,7 @@ async fn handle_in_transaction(
         apply_and_commit(ctx, txn, envelope, owner, prepared)
             .instrument(db_span(&ctx.db, "apply", 1, &tracing::Span::current()))
             .await
-            .map(Handled::Applied)
+            .map(|applied| Handled::Applied(applied, owner.id))
     }
     .await;
     if let Err(error) = &outcome
@@ -240,7 +239,7 @@ async fn handle_leased(
     {
         None => return Err(WorkerError::ClaimedElsewhere(None)),
         Some(Claim::Busy(until)) => return Err(WorkerError::ClaimedElsewhere(Some(until))),
-        Some(Claim::Duplicate) => return Ok(Handled::Duplicate),
+        Some(Claim::Duplicate(id)) => return Ok(Handled::Duplicate(id)),
         Some(Claim::Owned(owner)) => owner,
     };
     let outcome = async {
@@ -261,7 +260,7 @@ async fn handle_leased(
     }
     .await;
     match outcome {
-        Ok(applied) => Ok(Handled::Applied(applied)),
+        Ok(applied) => Ok(Handled::Applied(applied, owner.id)),
         Err(error) => {
             inbox::release(&ctx.db, owner, failed_status(&error), &error.describe()).await;
             Err(error)

@@ -32,8 +32,8 @@ use uuid::Uuid;
 pub enum Claim {
     /// This worker owns the event until the lease ends.
     Owned(Owner),
-    /// The event was already handled; this copy changes nothing.
-    Duplicate,
+    /// The event (this inbox row) was already handled; this copy changes nothing.
+    Duplicate(Uuid),
     /// Another worker holds a live lease on it until then.
     Busy(chrono::DateTime<Utc>),
 }
@@ -93,7 +93,7 @@ pub async fn claim<C: ConnectionTrait>(
             .filter(Column::Id.eq(existing.id))
             .exec(db)
             .await?;
-        return Ok(Some(Claim::Duplicate));
+        return Ok(Some(Claim::Duplicate(existing.id)));
     }
     // Take over a failed attempt or an expired lease; a live lease stays with its owner.
     let taken = WebhookEvents::update_many()
@@ -129,7 +129,7 @@ pub async fn claim<C: ConnectionTrait>(
             .filter(Column::Id.eq(now_row.id))
             .exec(db)
             .await?;
-        return Ok(Some(Claim::Duplicate));
+        return Ok(Some(Claim::Duplicate(now_row.id)));
     }
     Ok(match now_row.lease_until {
         Some(until) if now_row.status == Status::Processing.as_str() && until >= now => {
@@ -146,8 +146,9 @@ pub enum Claimed {
     /// (already written as processed, see [`claim_batch`]), else a failed attempt or an
     /// expired lease taken over (still processing until [`complete_batch`]).
     Owned { id: Uuid, fresh: bool },
-    /// The event was already handled; this copy's `duplicates` is counted.
-    Duplicate,
+    /// The event (this inbox row) was already handled; this copy's `duplicates` is
+    /// counted.
+    Duplicate(Uuid),
     /// Someone else's live lease: the event is handled alone, which waits it out.
     Elsewhere,
 }
@@ -250,7 +251,7 @@ pub async fn claim_batch<C: ConnectionTrait>(
         } else if returned_token == Some(token) {
             Claimed::Owned { id, fresh: false }
         } else if Status::is_final(&row.try_get::<String>("", "status")?) {
-            Claimed::Duplicate
+            Claimed::Duplicate(id)
         } else {
             Claimed::Elsewhere
         };

@@ -8,7 +8,8 @@
 //! - [`batch`]: a batch's events in one transaction, then one `multiple` ack;
 //!   [`event`]: one event alone (Pluggy API calls, failures inside a batch);
 //!   [`incoming`]: a delivery as read; [`settlement`]: ack, delayed retry or dead
-//!   letter; [`audit`]: the gateway's rejected-request records.
+//!   letter; [`settled`]: the one INFO line per settled event; [`audit`]: the gateway's
+//!   rejected-request records.
 //! - [`inbox`]: claim-before-effect on `webhook_events`, the exactly-once mechanism.
 //! - [`handlers`]: per-provider effects, inside the claim's transaction.
 //! - [`retry`]: the backoff policy and retry steps; [`error`]: transient or permanent.
@@ -36,6 +37,7 @@ pub mod pluggy;
 pub mod queue_monitor;
 pub mod retention;
 pub mod retry;
+pub mod settled;
 pub mod settlement;
 pub mod telemetry;
 

@@ -18,6 +18,7 @@ use crate::dead_header;
 use crate::error::{ErrorClass, WorkerError};
 use crate::incoming::Incoming;
 use crate::retry::{self, ATTEMPTS_HEADER};
+use crate::settled::{self, Outcome};
 use crate::telemetry;
 use tracing::Instrument;
 
@@ -64,6 +65,12 @@ impl From<&WorkerError> for Failure {
 
 /// Records the handling time, then settles `incoming` on its own.
 pub async fn settle(ctx: &WorkerContext, incoming: Incoming, disposition: Disposition) {
+    match &disposition {
+        Disposition::Retry { .. } => settled::record(&incoming, Outcome::RetryStep, None),
+        Disposition::DeadLetter { .. } => settled::record(&incoming, Outcome::DeadLetter, None),
+        // Acknowledged after its outcome was recorded; requeued: not settled.
+        Disposition::Ack | Disposition::Requeue => {}
+    }
     let Incoming {
         delivery,
         body,

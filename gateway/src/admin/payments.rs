@@ -95,7 +95,10 @@ pub async fn get(db: &DatabaseConnection, id: &str) -> Result<Response<Full<Byte
         .one(db)
         .await
         .map_err(ApiError::DatabaseUnavailable)?
-        .ok_or(ApiError::NotFound)?;
+        .ok_or_else(|| ApiError::NoSuchRecord {
+            kind: "payment",
+            key: id.to_owned(),
+        })?;
     Ok(json_response(StatusCode::OK, &to_json(&found)))
 }
 

@@ -385,6 +385,40 @@ async fn watch_until_lost(
     }
 }
 
+/// Checks `AMQP_URL` at start-up: a URL that cannot parse would otherwise be retried
+/// forever, the process up and never ready. (An unreachable broker at a valid URL is
+/// different: the process starts, answers 503 and reconnects.) The message names the
+/// variable, never the value, which holds the password.
+pub fn check_url(url: &str) -> Result<(), String> {
+    url.parse::<AMQPUri>().map(drop).map_err(|_| {
+        "AMQP_URL (--amqp-url) is not a valid AMQP URL; expected \
+         amqp://user:password@host:port/vhost or amqps://..."
+            .to_owned()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_url;
+
+    #[test]
+    fn a_url_that_cannot_parse_is_named_never_shown() {
+        assert!(check_url("amqp://guest:guest@127.0.0.1:5672/%2f").is_ok());
+        assert!(check_url("amqps://u:p@broker.internal/vhost?heartbeat=10").is_ok());
+        for bad in [
+            "nonsense",
+            "http://u:s3cret@host/",
+            "amqp://u:s3cret@host:port/",
+        ] {
+            let error = check_url(bad).err().unwrap_or_default();
+            assert!(
+                error.contains("AMQP_URL") && !error.contains("s3cret"),
+                "{bad}: {error}"
+            );
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 enum ConnectError {
     #[error("invalid AMQP_URL: {0}")]

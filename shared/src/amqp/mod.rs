@@ -3,5 +3,5 @@
 pub mod link;
 pub mod topology;
 
-pub use link::{BrokerLink, LinkConfig, PublishError, TopologyScope};
+pub use link::{BrokerLink, LinkConfig, PublishError, TopologyScope, check_url};
 pub use topology::Topology;

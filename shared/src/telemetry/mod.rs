@@ -129,13 +129,26 @@ pub fn init(format: LogFormat, service_name: &'static str) -> Telemetry {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let registry = tracing_subscriber::registry().with(filter).with(otel);
+    // Logs go to stderr, so a subcommand's results on stdout can be piped; colour only
+    // when a person reads them (a terminal), never into files or collectors.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let installed = match format {
-        LogFormat::Text => registry.with(tracing_subscriber::fmt::layer()).try_init(),
+        LogFormat::Text => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(colour),
+            )
+            .try_init(),
         LogFormat::Json => {
             let (fields, lines) = json::layers();
             registry
                 .with(fields)
-                .with(tracing_subscriber::fmt::layer().event_format(lines))
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .with_writer(std::io::stderr)
+                        .event_format(lines),
+                )
                 .try_init()
         }
     };

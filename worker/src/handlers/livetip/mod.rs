@@ -251,7 +251,7 @@ async fn find_uncached(
     for candidate in matching::candidates(txn, incoming, completes, open).await? {
         if matching::take(txn, &candidate, incoming, completes).await? {
             if candidate.candidates > 1 {
-                tracing::info!(
+                tracing::debug!(
                     chosen = %candidate.payment.id,
                     candidates = candidate.candidates,
                     "several pending payments match by amount and payer; the oldest free one wins"
