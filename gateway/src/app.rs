@@ -203,6 +203,7 @@ impl Application {
             token: admin_token,
             development: config.is_development(),
             app: state.clone(),
+            trace_ui: config.trace_ui_url.clone(),
         });
         tracing::info!(addr = %local_addr, admin = %admin_addr, "gateway listening");
         Ok(Self {

@@ -208,6 +208,20 @@ pub struct GatewayConfig {
     /// `text` for terminals, `json` for log shippers.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
+
+    /// The trace viewer's page of one trace, `{traceId}` standing for the id (Jaeger:
+    /// `http://localhost:16686/trace/{traceId}`). Set: every event and log entry the admin
+    /// API returns carries `traceUrl`.
+    #[arg(long, env = "TRACE_UI_URL", value_parser = parse_trace_ui)]
+    pub trace_ui_url: Option<String>,
+}
+
+fn parse_trace_ui(raw: &str) -> Result<String, String> {
+    if raw.contains("{traceId}") && (raw.starts_with("http://") || raw.starts_with("https://")) {
+        Ok(raw.to_owned())
+    } else {
+        Err("TRACE_UI_URL must be an http(s) URL with {traceId} where the trace id goes".to_owned())
+    }
 }
 
 fn parse_secrets(raw: &str) -> Result<SecretList, String> {

@@ -449,3 +449,95 @@ async fn the_readme_livetip_demo_completes_one_payment() {
         .json();
     assert_eq!(all["count"], 1, "no second payment: {all}");
 }
+
+/// `GET /events/{key}` finds one event by our id, the gateway's `X-Request-Id` or the
+/// `X-Trace-Id`, with its payload, log rows, the payment it touched and a trace link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_event_is_found_by_any_of_its_ids() {
+    let s = stack(&["--trace-ui-url", "http://jaeger.test/trace/{traceId}"]).await;
+    let body = json!({"event": "payment_confirmed", "payment": {"sender": "fan_42",
+        "amount": "9.00", "currency": "BRL", "paymentId": "find-me", "paid": true}})
+    .to_string();
+    let answered = post(
+        s.gw.addr,
+        "/webhook",
+        &[
+            ("content-type", "application/json"),
+            ("x-livetip-webhook-secret-token", LIVETIP_TOKEN),
+        ],
+        body.clone(),
+    )
+    .await;
+    assert_eq!(answered.status, 200);
+    let request_id = answered.header("x-request-id").unwrap().to_owned();
+    let trace_id = answered.header("x-trace-id").unwrap().to_owned();
+    hookwire_tests::worker::wait_finished(&s.conn, 1, std::time::Duration::from_secs(20)).await;
+
+    let by_request = admin(
+        s.gw.admin,
+        Method::GET,
+        &format!("/events/{request_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(by_request.status, 200, "{:?}", by_request.body);
+    let event = by_request.json();
+    let id = event["id"].as_str().unwrap().to_owned();
+    for key in [id.as_str(), trace_id.as_str(), &trace_id.to_uppercase()] {
+        let found = admin(s.gw.admin, Method::GET, &format!("/events/{key}"), None).await;
+        assert_eq!(found.json()["id"], id.as_str(), "by {key}");
+    }
+    assert_eq!(
+        (
+            event["provider"].as_str(),
+            event["event"].as_str(),
+            event["status"].as_str(),
+            event["attempts"].as_i64(),
+            event["duplicates"].as_i64()
+        ),
+        (
+            Some("livetip"),
+            Some("payment_confirmed"),
+            Some("processed"),
+            Some(1),
+            Some(0)
+        )
+    );
+    assert_eq!(event["requestId"], request_id.as_str());
+    assert_eq!(event["traceId"], trace_id.as_str());
+    assert_eq!(
+        event["traceUrl"],
+        format!("http://jaeger.test/trace/{trace_id}").as_str()
+    );
+    assert!(event["receivedAt"].as_str().unwrap().ends_with('Z'));
+    assert!(event["processedAt"].as_str().is_some());
+    assert_eq!(
+        event["payload"],
+        json!({"encoding": "text", "body": body}),
+        "the raw body, byte for byte"
+    );
+    let log_types: Vec<&str> = event["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["type"].as_str())
+        .collect();
+    assert!(log_types.contains(&"webhook"), "{log_types:?}");
+    assert_eq!(event["touched"]["livetipPaymentId"], "find-me");
+    assert_eq!(event["touched"]["payment"]["status"], "completed");
+    assert_eq!(event["touched"]["payment"]["userName"], "fan_42");
+
+    for unknown in [
+        "00000000-0000-4000-8000-000000000000",
+        "0123456789abcdef0123456789abcdef",
+        "nonsense",
+    ] {
+        let missing = admin(s.gw.admin, Method::GET, &format!("/events/{unknown}"), None).await;
+        assert_eq!(
+            (missing.status, missing.json()),
+            (404, json!({"error": "event not found", "id": unknown}))
+        );
+    }
+    // The same token as every admin route.
+    assert_eq!(get(s.gw.admin, &format!("/events/{id}")).await.status, 401);
+}

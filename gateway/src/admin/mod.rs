@@ -2,6 +2,7 @@
 //! and the development-only test webhook. Separate from the public listener, every
 //! route behind a bearer token, and the only part of the gateway that uses the database.
 
+pub mod events;
 pub mod monitoring;
 pub mod payments;
 pub mod query;
@@ -35,6 +36,15 @@ pub struct AdminState {
     pub development: bool,
     /// The public side, for `/test-webhook`'s trip through the real path.
     pub app: Arc<AppState>,
+    /// `TRACE_UI_URL`: a trace's page, `{traceId}` standing for the id.
+    pub trace_ui: Option<String>,
+}
+
+impl AdminState {
+    /// The trace viewer's link for `trace_id`, when one is configured.
+    pub fn trace_url(&self, trace_id: Option<&str>) -> Option<String> {
+        Some(self.trace_ui.as_ref()?.replace("{traceId}", trace_id?))
+    }
 }
 
 /// The admin listener's routes.
@@ -134,14 +144,23 @@ async fn route(
             allow("GET", method == Method::GET)?;
             Ok(metrics_response(&state.app))
         }
-        other => match other.strip_prefix("/payments/") {
-            Some(id) if !id.is_empty() && !id.contains('/') => {
+        other => {
+            if let Some(id) = other.strip_prefix("/payments/").filter(|k| is_key(k)) {
                 allow("GET", method == Method::GET)?;
                 payments::get(&state.db, id).await
+            } else if let Some(key) = other.strip_prefix("/events/").filter(|k| is_key(k)) {
+                allow("GET", method == Method::GET)?;
+                events::get(state, key).await
+            } else {
+                Err(ApiError::NotFound)
             }
-            _ => Err(ApiError::NotFound),
-        },
+        }
     }
+}
+
+/// One path segment naming a record.
+fn is_key(key: &str) -> bool {
+    !key.is_empty() && !key.contains('/')
 }
 
 /// Prometheus exposition of this process's metrics.

@@ -135,7 +135,7 @@ pub async fn list(
 
 /// The payment as the API shows it. `amount` is a string so no client reads it as a
 /// float; `message` is what the payer writes in the LiveTip message.
-fn to_json(p: &payment::Model) -> Value {
+pub(crate) fn to_json(p: &payment::Model) -> Value {
     let time = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
     json!({
         "id": p.id,
