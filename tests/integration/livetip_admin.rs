@@ -64,9 +64,21 @@ async fn webhook_logs_filters_limit_and_shape() {
     for log in logs {
         assert_eq!(
             keys(log),
-            ["data", "event", "id", "ip", "status", "timestamp", "type"]
-                .map(String::from)
-                .into()
+            [
+                "data",
+                "dataTruncated",
+                "event",
+                "eventId",
+                "id",
+                "ip",
+                "requestId",
+                "status",
+                "timestamp",
+                "traceId",
+                "type"
+            ]
+            .map(String::from)
+            .into()
         );
         assert!(log["timestamp"].as_str().unwrap().ends_with('Z'));
         assert!(
@@ -122,6 +134,79 @@ async fn webhook_logs_filters_limit_and_shape() {
     );
     assert_eq!(
         admin(s.gw.admin, Method::GET, "/webhook-logs?limit=abc", None)
+            .await
+            .status,
+        400
+    );
+}
+
+/// Log entries carry our event id, the gateway's request id and the trace id, filter
+/// by each, link to the trace, and show only a bounded preview of `data`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_logs_carry_ids_filter_by_them_and_preview_data() {
+    let s = stack(&["--trace-ui-url", "https://traces.test/t/{traceId}"]).await;
+    let long = "x".repeat(4000);
+    let answered = post(
+        s.gw.addr,
+        "/webhook",
+        &[
+            ("content-type", "application/json"),
+            ("x-livetip-webhook-secret-token", LIVETIP_TOKEN),
+        ],
+        json!({"event": "payment_pending", "payment": {"sender": "a", "amount": 1,
+               "paymentId": "big-1", "paid": false, "content": long}})
+        .to_string(),
+    )
+    .await;
+    assert_eq!(answered.status, 200);
+    livetip_event(
+        s.gw.addr,
+        "payment_pending",
+        json!({"sender": "b", "amount": 2, "paymentId": "other", "paid": false}),
+    )
+    .await;
+    settled(&s.conn, 2).await;
+    let request_id = answered.header("x-request-id").unwrap();
+    let trace_id = answered.header("x-trace-id").unwrap();
+    let by_request = admin(
+        s.gw.admin,
+        Method::GET,
+        &format!("/webhook-logs?requestId={request_id}"),
+        None,
+    )
+    .await
+    .json();
+    let logs = by_request["logs"].as_array().unwrap();
+    assert!(!logs.is_empty());
+    let event_id = logs[0]["eventId"].as_str().unwrap().to_owned();
+    for log in logs {
+        assert_eq!(log["requestId"], request_id);
+        assert_eq!(log["traceId"], trace_id);
+        assert_eq!(log["eventId"], event_id.as_str());
+        assert_eq!(
+            log["traceUrl"],
+            format!("https://traces.test/t/{trace_id}").as_str()
+        );
+    }
+    for filter in [format!("eventId={event_id}"), format!("traceId={trace_id}")] {
+        let same = admin(
+            s.gw.admin,
+            Method::GET,
+            &format!("/webhook-logs?{filter}"),
+            None,
+        )
+        .await
+        .json();
+        assert_eq!(same["count"], by_request["count"], "{filter}");
+    }
+    let webhook = logs.iter().find(|l| l["type"] == "webhook").unwrap();
+    assert_eq!(webhook["dataTruncated"], true);
+    assert_eq!(
+        webhook["data"].as_str().unwrap().chars().count(),
+        gateway::admin::monitoring::DATA_PREVIEW_CHARS
+    );
+    assert_eq!(
+        admin(s.gw.admin, Method::GET, "/webhook-logs?eventId=nope", None)
             .await
             .status,
         400

@@ -124,7 +124,7 @@ async fn route(
     match path.as_str() {
         "/webhook-logs" => {
             allow("GET", method == Method::GET)?;
-            monitoring::logs(&state.db, request.uri().query()).await
+            monitoring::logs(state, request.uri().query()).await
         }
         "/webhook-stats" => {
             allow("GET", method == Method::GET)?;
