@@ -626,3 +626,102 @@ async fn one_event_is_found_by_any_of_its_ids() {
     // The same token as every admin route.
     assert_eq!(get(s.gw.admin, &format!("/events/{id}")).await.status, 401);
 }
+
+/// `GET /events`: filters, search by a provider's id or our payment id, newest first,
+/// and a cursor that neither repeats nor skips a row while new events arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_events_listing_filters_searches_and_pages_stably() {
+    let s = stack(&[]).await;
+    let ours = admin(
+        s.gw.admin,
+        Method::POST,
+        "/payments",
+        Some(json!({"userName": "fan_q", "amount": "5.00"})),
+    )
+    .await
+    .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let send = |i: usize, content: String| {
+        let addr = s.gw.addr;
+        async move {
+            livetip_event(
+                addr,
+                "payment_pending",
+                json!({"sender": format!("s{i}"), "amount": "5.00", "paymentId": format!("p-{i}"),
+                       "paid": false, "content": content}),
+            )
+            .await;
+        }
+    };
+    for i in 0..5 {
+        send(
+            i,
+            if i == 3 {
+                format!("tip {ours}")
+            } else {
+                String::new()
+            },
+        )
+        .await;
+    }
+    settled(&s.conn, 5).await;
+
+    let page = |query: String| async move {
+        admin(s.gw.admin, Method::GET, &format!("/events?{query}"), None)
+            .await
+            .json()
+    };
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for round in 0.. {
+        let query = match &cursor {
+            Some(c) => format!("limit=2&cursor={c}"),
+            None => "limit=2".to_owned(),
+        };
+        let body = page(query).await;
+        seen.extend(
+            body["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["providerEventId"].as_str().unwrap().to_owned()),
+        );
+        // New events arrive while an operator pages.
+        if round < 2 {
+            send(10 + round, String::new()).await;
+            settled(&s.conn, 6 + round as u64).await;
+        }
+        match body["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        ["p-4", "p-3", "p-2", "p-1", "p-0"],
+        "newest first, each once, none of the later arrivals mixed in"
+    );
+
+    assert_eq!(page("provider=livetip&event=payment_pending".into()).await["count"], 7);
+    // Only the pending event that named our payment bound it; the others had nothing to
+    // move (no payment of theirs).
+    let processed = page("status=processed".into()).await;
+    assert_eq!(processed["count"], 1);
+    assert_eq!(processed["events"][0]["providerEventId"], "p-3");
+    assert_eq!(page("status=ignored&event=payment_pending".into()).await["count"], 6);
+    assert_eq!(page("provider=pluggy".into()).await["count"], 0);
+    let by_provider_id = page("q=p-2".into()).await;
+    assert_eq!(by_provider_id["count"], 1);
+    assert_eq!(by_provider_id["events"][0]["providerEventId"], "p-2");
+    let by_our_payment = page(format!("q={}", ours.to_lowercase())).await;
+    assert_eq!(by_our_payment["count"], 1, "{by_our_payment}");
+    assert_eq!(by_our_payment["events"][0]["providerEventId"], "p-3");
+    assert_eq!(page("since=2999-01-01T00:00:00Z".into()).await["count"], 0);
+    assert_eq!(page("until=2999-01-01T00:00:00Z".into()).await["count"], 7);
+    for bad in ["since=yesterday", "cursor=nonsense", "limit=0"] {
+        let refused = admin(s.gw.admin, Method::GET, &format!("/events?{bad}"), None).await;
+        assert_eq!(refused.status, 400, "{bad}");
+    }
+}

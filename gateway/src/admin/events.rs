@@ -1,5 +1,6 @@
 //! `GET /events/{key}`: one event, found by any id an operator is likely to hold, with
-//! what became of it and what it touched, so nobody opens the tables by hand.
+//! what became of it and what it touched, so nobody opens the tables by hand; and
+//! `GET /events`: a filtered listing with a cursor.
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -8,7 +9,7 @@ use http::{Response, StatusCode};
 use http_body_util::Full;
 use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder,
+    QueryOrder, QuerySelect,
 };
 use serde_json::{Value, json};
 use shared::db::entities::{
@@ -17,7 +18,7 @@ use shared::db::entities::{
 };
 use uuid::Uuid;
 
-use super::AdminState;
+use super::{AdminState, query};
 use crate::error::{ApiError, json_response};
 
 /// The event whose id, gateway request id (`X-Request-Id`) or trace id (`X-Trace-Id`)
@@ -193,5 +194,105 @@ async fn touched(
             }))
         }
         _ => Ok(json!({})),
+    }
+}
+
+/// `GET /events?provider=&event=&status=&since=&until=&q=&limit=&cursor=`: newest first
+/// by the gateway's receipt. The cursor names the last row of a page (its receipt time
+/// and id, neither of which ever changes): paging on never repeats or skips a row that
+/// existed, whatever is inserted meanwhile. `q` is a provider's id (LiveTip `paymentId`, Pluggy `eventId`) or one
+/// of our payment ids (its LiveTip payments' events).
+pub async fn list(
+    state: &AdminState,
+    raw_query: Option<&str>,
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    let db = &state.db;
+    let unavailable = ApiError::DatabaseUnavailable;
+    let params = query::parse(raw_query)?;
+    let limit = query::limit(&params, 50, 200)?;
+    let mut select = webhook_event::Entity::find();
+    for (name, column) in [
+        ("provider", webhook_event::Column::Provider),
+        ("event", webhook_event::Column::Event),
+        ("status", webhook_event::Column::Status),
+    ] {
+        if let Some(value) = query::text(&params, name) {
+            select = select.filter(column.eq(value));
+        }
+    }
+    if let Some(since) = query::text(&params, "since") {
+        select = select.filter(webhook_event::Column::ReceivedAt.gte(instant("since", since)?));
+    }
+    if let Some(until) = query::text(&params, "until") {
+        select = select.filter(webhook_event::Column::ReceivedAt.lt(instant("until", until)?));
+    }
+    if let Some(q) = query::text(&params, "q") {
+        let mut ids = vec![q.to_owned()];
+        // One of our payment ids: the LiveTip payments bound to it.
+        if q.len() <= 32 {
+            ids.extend(
+                livetip_binding::Entity::find()
+                    .filter(livetip_binding::Column::PaymentId.eq(q.to_ascii_uppercase()))
+                    .all(db)
+                    .await
+                    .map_err(unavailable)?
+                    .into_iter()
+                    .map(|b| b.livetip_payment_id),
+            );
+        }
+        select = select.filter(webhook_event::Column::ProviderEventId.is_in(ids));
+    }
+    if let Some(cursor) = query::text(&params, "cursor") {
+        let (at, id) = Cursor::parse(cursor)?;
+        select = select.filter(
+            Condition::any()
+                .add(webhook_event::Column::ReceivedAt.lt(at))
+                .add(
+                    Condition::all()
+                        .add(webhook_event::Column::ReceivedAt.eq(at))
+                        .add(webhook_event::Column::Id.lt(id)),
+                ),
+        );
+    }
+    let rows = select
+        .order_by_desc(webhook_event::Column::ReceivedAt)
+        .order_by_desc(webhook_event::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
+        .map_err(unavailable)?;
+    let next = (rows.len() as u64 == limit)
+        .then(|| rows.last().map(|r| Cursor::format(r.received_at, r.id)))
+        .flatten();
+    let events: Vec<Value> = rows.iter().map(|e| event_json(state, e)).collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"count": events.len(), "events": events, "nextCursor": next}),
+    ))
+}
+
+fn instant(name: &str, raw: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| ApiError::InvalidPayload(format!("{name} must be an RFC 3339 time")))
+}
+
+/// The position after a page: the last row's receipt time (microseconds) and id.
+struct Cursor;
+
+impl Cursor {
+    fn format(at: DateTime<Utc>, id: Uuid) -> String {
+        format!("{}_{}", at.timestamp_micros(), id.simple())
+    }
+
+    fn parse(raw: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
+        let invalid = || ApiError::InvalidPayload("cursor is not one this API gave".to_owned());
+        let (micros, id) = raw.split_once('_').ok_or_else(invalid)?;
+        let at = micros
+            .parse::<i64>()
+            .ok()
+            .and_then(DateTime::from_timestamp_micros)
+            .ok_or_else(invalid)?;
+        Ok((at, Uuid::try_parse(id).map_err(|_| invalid())?))
     }
 }

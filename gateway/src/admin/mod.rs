@@ -135,6 +135,10 @@ async fn route(
             Method::GET => payments::list(&state.db, request.uri().query()).await,
             _ => Err(ApiError::MethodNotAllowed { allow: "GET, POST" }),
         },
+        "/events" => {
+            allow("GET", method == Method::GET)?;
+            events::list(state, request.uri().query()).await
+        }
         "/test-webhook" if state.development => {
             allow("POST", method == Method::POST)?;
             ingest::livetip::accept(&state.app, ctx, request).await

@@ -1,7 +1,9 @@
 //! Indexes for the admin API's event lookups: one event by the gateway's request id or
-//! by its trace id (`GET /events/{key}`), and an event's log rows and a trace's log rows
-//! (`/events/{key}`, `/webhook-logs?eventId=&traceId=`). Without them each lookup scans
-//! the table: on a million events, hundreds of milliseconds instead of one.
+//! by its trace id (`GET /events/{key}`); an event's log rows and a trace's log rows
+//! (`/events/{key}`, `/webhook-logs?eventId=&traceId=`); the events listing, newest
+//! first by receipt with its cursor (`received_at`, `id`), and its search by provider
+//! id (`q`: LiveTip `paymentId`, Pluggy `eventId`). Without them each lookup scans the
+//! table: on a million events, hundreds of milliseconds instead of one (BENCHMARKS.md).
 
 use sea_orm_migration::prelude::*;
 
@@ -21,6 +23,11 @@ impl MigrationTrait for Migration {
                 "ix_webhook_events_trace_id",
                 Alias::new("webhook_events"),
                 Alias::new("trace_id"),
+            ),
+            (
+                "ix_webhook_events_provider_event_id",
+                Alias::new("webhook_events"),
+                Alias::new("provider_event_id"),
             ),
             (
                 "ix_webhook_logs_webhook_event_id",
@@ -44,13 +51,25 @@ impl MigrationTrait for Migration {
                 )
                 .await?;
         }
-        Ok(())
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_webhook_events_received_at_id")
+                    .table(Alias::new("webhook_events"))
+                    .col(Alias::new("received_at"))
+                    .col(Alias::new("id"))
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for (name, table) in [
             ("ix_webhook_events_request_id", "webhook_events"),
             ("ix_webhook_events_trace_id", "webhook_events"),
+            ("ix_webhook_events_provider_event_id", "webhook_events"),
+            ("ix_webhook_events_received_at_id", "webhook_events"),
             ("ix_webhook_logs_webhook_event_id", "webhook_logs"),
             ("ix_webhook_logs_trace_id", "webhook_logs"),
         ] {
