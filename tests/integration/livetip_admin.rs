@@ -704,13 +704,19 @@ async fn the_events_listing_filters_searches_and_pages_stably() {
         "newest first, each once, none of the later arrivals mixed in"
     );
 
-    assert_eq!(page("provider=livetip&event=payment_pending".into()).await["count"], 7);
+    assert_eq!(
+        page("provider=livetip&event=payment_pending".into()).await["count"],
+        7
+    );
     // Only the pending event that named our payment bound it; the others had nothing to
     // move (no payment of theirs).
     let processed = page("status=processed".into()).await;
     assert_eq!(processed["count"], 1);
     assert_eq!(processed["events"][0]["providerEventId"], "p-3");
-    assert_eq!(page("status=ignored&event=payment_pending".into()).await["count"], 6);
+    assert_eq!(
+        page("status=ignored&event=payment_pending".into()).await["count"],
+        6
+    );
     assert_eq!(page("provider=pluggy".into()).await["count"], 0);
     let by_provider_id = page("q=p-2".into()).await;
     assert_eq!(by_provider_id["count"], 1);
@@ -724,4 +730,133 @@ async fn the_events_listing_filters_searches_and_pages_stably() {
         let refused = admin(s.gw.admin, Method::GET, &format!("/events?{bad}"), None).await;
         assert_eq!(refused.status, 400, "{bad}");
     }
+}
+
+/// The admin API lists and replays dead letters as `worker dlq` does (one
+/// implementation): the same letters, the same refusal to replay everything unasked,
+/// and a dry run that counts without `all`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_and_replayed_through_the_admin_api_as_the_cli_does() {
+    let s = stack(&[]).await;
+    let topology = &s.gw.topology;
+    for i in 0..2 {
+        hookwire_tests::broker::publish_raw(
+            &topology.topology.events_exchange(),
+            "livetip.payment_confirmed",
+            b"not an envelope",
+            lapin::BasicProperties::default()
+                .with_type("payment_confirmed".into())
+                .with_message_id(format!("req-{i}").into()),
+        )
+        .await;
+    }
+    let listed = hookwire_tests::eventually(
+        "two dead letters",
+        std::time::Duration::from_secs(30),
+        || async {
+            let body = admin(
+                s.gw.admin,
+                Method::GET,
+                "/dead-letters?provider=livetip",
+                None,
+            )
+            .await
+            .json();
+            (body["count"] == 2).then_some(body)
+        },
+    )
+    .await;
+    let mut request_ids = Vec::new();
+    for letter in listed["deadLetters"].as_array().unwrap() {
+        assert_eq!(
+            (
+                letter["provider"].as_str(),
+                letter["event"].as_str(),
+                letter["class"].as_str()
+            ),
+            (
+                Some("livetip"),
+                Some("payment_confirmed"),
+                Some("permanent")
+            ),
+            "{letter}"
+        );
+        assert!(letter["deadAt"].as_str().is_some_and(|t| t.ends_with('Z')));
+        assert!(!letter["reason"].as_str().unwrap().is_empty());
+        request_ids.push(letter["requestId"].as_str().unwrap().to_owned());
+    }
+    request_ids.sort();
+    assert_eq!(request_ids, ["req-0", "req-1"]);
+
+    let cli = |args: &'static [&'static str]| async move {
+        let output = tokio::process::Command::new(hookwire_tests::process::binary("test-worker"))
+            .env_clear()
+            .env("AMQP_URL", hookwire_tests::amqp_url())
+            .env("AMQP_PREFIX", topology.prefix())
+            .env(
+                "WORKER_RETRY_DELAYS",
+                hookwire_tests::broker::TEST_RETRY_DELAYS,
+            )
+            .args(args)
+            .output()
+            .await
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let (code, out) = cli(&["dlq", "list", "--provider", "livetip"]).await;
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("2 dead letter(s)"),
+        "the CLI sees the same: {out}"
+    );
+    assert_eq!(
+        out.matches("livetip\tpayment_confirmed").count(),
+        2,
+        "{out}"
+    );
+
+    let replay = |body: Value| async move {
+        admin(s.gw.admin, Method::POST, "/dead-letters/replay", Some(body)).await
+    };
+    let refused = replay(json!({})).await;
+    assert_eq!(refused.status, 400);
+    assert!(
+        refused.json()["reason"]
+            .as_str()
+            .unwrap()
+            .contains("refusing")
+    );
+    let (code, _) = cli(&["dlq", "replay"]).await;
+    assert_eq!(code, Some(2), "the CLI refuses the same");
+    // A dry run needs no `all`, in both.
+    let (code, out) = cli(&["dlq", "replay", "--dry-run"]).await;
+    assert_eq!(
+        (code, out.trim()),
+        (Some(0), "would replay 2 dead letter(s); 0 kept")
+    );
+    let dry = replay(json!({"dryRun": true})).await;
+    assert_eq!(
+        dry.json(),
+        json!({"dryRun": true, "replayed": 2, "kept": 0})
+    );
+    let other =
+        replay(json!({"provider": "livetip", "event": "payment_pending", "dryRun": true})).await;
+    assert_eq!(
+        other.json(),
+        json!({"dryRun": true, "replayed": 0, "kept": 2})
+    );
+    let done = replay(json!({"provider": "livetip", "event": "payment_confirmed"})).await;
+    assert_eq!(
+        done.json(),
+        json!({"dryRun": false, "replayed": 2, "kept": 0})
+    );
+    assert_eq!(
+        replay(json!({"provider": "nobody", "all": true}))
+            .await
+            .status,
+        400
+    );
 }

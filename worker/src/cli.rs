@@ -71,6 +71,20 @@ async fn migrate(settings: &WorkerSettings) -> ExitCode {
 }
 
 async fn dead_letters(settings: WorkerSettings, command: DlqCommand) -> ExitCode {
+    // A refused replay is refused before anything connects.
+    if let DlqCommand::Replay {
+        provider,
+        event,
+        all,
+        dry_run,
+    } = &command
+    {
+        let filter = replay_filter(*provider, event.clone(), *all, *dry_run);
+        if let Err(refused) = filter.check() {
+            eprintln!("{refused}");
+            return ExitCode::from(2);
+        }
+    }
     let topology = settings.topology();
     let stop = CancellationToken::new();
     let (link, task) = BrokerLink::start(
@@ -117,23 +131,17 @@ async fn dead_letters(settings: WorkerSettings, command: DlqCommand) -> ExitCode
                 all,
                 dry_run,
             } => {
-                if !all && provider.is_none() && event.is_none() {
-                    eprintln!(
-                        "refusing to replay everything without --all (or narrow with --provider/--event)"
-                    );
-                    ExitCode::from(2)
-                } else {
-                    match dlq::replay(&link, &topology, provider, event.as_deref(), dry_run).await {
-                        Ok(report) => {
-                            let verb = if dry_run { "would replay" } else { "replayed" };
-                            println!(
-                                "{verb} {} dead letter(s); {} kept",
-                                report.replayed, report.kept
-                            );
-                            ExitCode::SUCCESS
-                        }
-                        Err(error) => fail("dlq replay failed", &error),
+                let filter = replay_filter(provider, event, all, dry_run);
+                match dlq::replay_matching(&link, &topology, &filter).await {
+                    Ok(report) => {
+                        let verb = if dry_run { "would replay" } else { "replayed" };
+                        println!(
+                            "{verb} {} dead letter(s); {} kept",
+                            report.replayed, report.kept
+                        );
+                        ExitCode::SUCCESS
                     }
+                    Err(error) => fail("dlq replay failed", &error),
                 }
             }
         }
@@ -141,6 +149,20 @@ async fn dead_letters(settings: WorkerSettings, command: DlqCommand) -> ExitCode
     stop.cancel();
     let _ = task.await;
     code
+}
+
+fn replay_filter(
+    provider: Option<shared::Provider>,
+    event: Option<String>,
+    all: bool,
+    dry_run: bool,
+) -> dlq::ReplayFilter {
+    dlq::ReplayFilter {
+        provider,
+        event,
+        all,
+        dry_run,
+    }
 }
 
 async fn pluggy(settings: WorkerSettings, command: PluggyCommand) -> ExitCode {

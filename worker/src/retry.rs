@@ -7,11 +7,9 @@
 use std::time::Duration;
 
 use backoff::ExponentialBackoff;
-use lapin::BasicProperties;
-use lapin::types::{AMQPValue, ShortString};
 
 /// Header counting failed processing rounds (one round = in-process retries included).
-pub const ATTEMPTS_HEADER: &str = "x-hookwire-attempts";
+pub use shared::amqp::dead_header::{ATTEMPTS_HEADER, attempts};
 
 /// Exponential backoff with jitter, bounded by `budget` in total.
 pub fn inline_policy(budget: Duration) -> ExponentialBackoff {
@@ -69,19 +67,6 @@ where
             Ok(false) => return,
             Err(error) => tracing::debug!(%error, "lease not renewed; trying again"),
         }
-    }
-}
-
-/// Failed rounds recorded on a message so far.
-pub fn attempts(properties: &BasicProperties) -> u32 {
-    let Some(headers) = properties.headers() else {
-        return 0;
-    };
-    match headers.inner().get(&ShortString::from(ATTEMPTS_HEADER)) {
-        Some(AMQPValue::LongUInt(n)) => *n,
-        Some(AMQPValue::LongInt(n)) => u32::try_from(*n).unwrap_or(0),
-        Some(AMQPValue::LongLongInt(n)) => u32::try_from(*n).unwrap_or(0),
-        _ => 0,
     }
 }
 

@@ -2,6 +2,7 @@
 //! and the development-only test webhook. Separate from the public listener, every
 //! route behind a bearer token, and the only part of the gateway that uses the database.
 
+pub mod dead_letters;
 pub mod events;
 pub mod monitoring;
 pub mod payments;
@@ -135,6 +136,14 @@ async fn route(
             Method::GET => payments::list(&state.db, request.uri().query()).await,
             _ => Err(ApiError::MethodNotAllowed { allow: "GET, POST" }),
         },
+        "/dead-letters" => {
+            allow("GET", method == Method::GET)?;
+            dead_letters::list(state, request.uri().query()).await
+        }
+        "/dead-letters/replay" => {
+            allow("POST", method == Method::POST)?;
+            dead_letters::replay(state, request).await
+        }
         "/events" => {
             allow("GET", method == Method::GET)?;
             events::list(state, request.uri().query()).await

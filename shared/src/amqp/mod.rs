@@ -1,5 +1,7 @@
 //! RabbitMQ: the topology both binaries declare, and a supervised, self-healing link.
 
+pub mod dead_header;
+pub mod dead_letters;
 pub mod link;
 pub mod topology;
 

@@ -1,4 +1,5 @@
-//! Dead-letter inspection and replay (`worker dlq list|replay`).
+//! Dead-letter inspection and replay: one implementation behind `worker dlq list|replay`
+//! and the gateway's `/dead-letters` admin routes.
 //!
 //! Both read with `basic.get` and no auto-ack, so the broker keeps every message
 //! until we acknowledge it: `list` acknowledges nothing (closing the channel returns
@@ -6,15 +7,13 @@
 //! the events exchange. An interrupted replay loses nothing; at worst an event is
 //! replayed twice, which the inbox turns into a duplicate.
 
+use super::dead_header::{self, ATTEMPTS_HEADER};
+use super::{BrokerLink, PublishError, Topology};
+use crate::Provider;
 use chrono::{SecondsFormat, Utc};
 use lapin::BasicProperties;
-use lapin::options::{BasicAckOptions, BasicGetOptions};
+use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use shared::Provider;
-use shared::amqp::{BrokerLink, PublishError, Topology};
-
-use crate::dead_header;
-use crate::retry::{self, ATTEMPTS_HEADER};
 
 /// A dead letter, as `list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +34,36 @@ pub struct DeadLetter {
     pub dead_at: String,
     /// Body size in bytes.
     pub bytes: usize,
+    /// The gateway's request id (the message id): `GET /events/{requestId}` finds the
+    /// event and its row.
+    pub request_id: String,
+}
+
+/// Which dead letters a replay takes, and whether it only counts them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplayFilter {
+    /// Only this provider's.
+    pub provider: Option<Provider>,
+    /// Only this event's (`item/updated`, `payment_confirmed`).
+    pub event: Option<String>,
+    /// Everything: required to replay with no filter.
+    pub all: bool,
+    /// Count what would be replayed; change nothing.
+    pub dry_run: bool,
+}
+
+impl ReplayFilter {
+    /// Replaying every dead letter is asked for explicitly; a dry run changes nothing,
+    /// so it lists everything without being asked twice.
+    pub fn check(&self) -> Result<(), &'static str> {
+        if self.all || self.dry_run || self.provider.is_some() || self.event.is_some() {
+            Ok(())
+        } else {
+            Err(
+                "refusing to replay every dead letter without `all` (or narrow it by provider or event)",
+            )
+        }
+    }
 }
 
 /// What a replay did.
@@ -100,15 +129,48 @@ pub async fn replay(
     event: Option<&str>,
     dry_run: bool,
 ) -> Result<ReplayReport, DlqError> {
+    let filter = ReplayFilter {
+        provider,
+        event: event.map(str::to_owned),
+        all: true,
+        dry_run,
+    };
+    replay_matching(link, topology, &filter).await
+}
+
+/// Replays what `filter` takes (which must pass [`ReplayFilter::check`]).
+pub async fn replay_matching(
+    link: &BrokerLink,
+    topology: &Topology,
+    filter: &ReplayFilter,
+) -> Result<ReplayReport, DlqError> {
+    let (provider, event, dry_run) = (filter.provider, filter.event.as_deref(), filter.dry_run);
     let mut report = ReplayReport::default();
     let exchange = topology.events_exchange();
     for provider in providers(provider) {
         let channel = link.open_channel().await?;
         let queue = topology.dead_letter_queue(provider);
-        while let Some(message) = channel
-            .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: false })
+        // Only the letters there when the replay starts: one that fails again at once
+        // comes back to this queue while the replay runs, and must not be replayed in
+        // a loop.
+        let present = channel
+            .queue_declare(
+                queue.as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
             .await?
-        {
+            .message_count();
+        for _ in 0..present {
+            let Some(message) = channel
+                .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: false })
+                .await?
+            else {
+                break;
+            };
             let delivery = message.delivery;
             let letter = describe(provider, &delivery.properties, delivery.data.len());
             if event.is_some_and(|e| e != letter.event) {
@@ -184,10 +246,15 @@ fn describe(provider: Provider, properties: &BasicProperties, bytes: usize) -> D
             .map(|t| t.as_str().to_owned())
             .unwrap_or_default(),
         routing_key,
-        attempts: retry::attempts(properties),
+        attempts: dead_header::attempts(properties),
         class: header(dead_header::CLASS),
         reason: header(dead_header::REASON),
         dead_at: header(dead_header::AT),
         bytes,
+        request_id: properties
+            .message_id()
+            .as_ref()
+            .map(|id| id.as_str().to_owned())
+            .unwrap_or_default(),
     }
 }

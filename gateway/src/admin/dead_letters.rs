@@ -1,0 +1,122 @@
+//! `GET /dead-letters` and `POST /dead-letters/replay`: the worker CLI's `dlq list` and
+//! `dlq replay` over HTTP, through the same implementation
+//! (`shared::amqp::dead_letters`) and the same rule for replaying everything.
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use serde_json::{Value, json};
+use shared::Provider;
+use shared::amqp::dead_letters::{self, DeadLetter, ReplayFilter};
+
+use super::{AdminState, query};
+use crate::error::{ApiError, json_response};
+use crate::http::body::{is_json, read_limited};
+
+/// A replay's filter is a few short fields.
+const BODY_LIMIT: u64 = 4 * 1024;
+
+/// `GET /dead-letters?provider=&limit=50`: dead letters left in place, per provider.
+pub async fn list(
+    state: &AdminState,
+    raw_query: Option<&str>,
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    let params = query::parse(raw_query)?;
+    let limit = query::limit(&params, 50, 1000)?;
+    let provider = query::text(&params, "provider").map(provider).transpose()?;
+    let letters = dead_letters::list(
+        &state.app.link,
+        state.app.link.topology(),
+        provider,
+        usize::try_from(limit).unwrap_or(usize::MAX),
+    )
+    .await
+    .map_err(unavailable)?;
+    let listed: Vec<Value> = letters.iter().map(letter_json).collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"count": listed.len(), "deadLetters": listed}),
+    ))
+}
+
+/// `POST /dead-letters/replay {"provider"?, "event"?, "all"?, "dryRun"?}`.
+pub async fn replay(
+    state: &AdminState,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    if !is_json(request.headers()) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let (parts, body) = request.into_parts();
+    let body = read_limited(
+        body,
+        &parts.headers,
+        BODY_LIMIT,
+        std::time::Duration::from_secs(10),
+    )
+    .await?;
+    let input: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::InvalidPayload(format!("body is not valid JSON: {e}")))?;
+    let flag = |name: &str| match input.get(name) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(ApiError::InvalidPayload(format!(
+            "{name} must be true or false"
+        ))),
+    };
+    let text = |name: &str| match input.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= 128 => Ok(Some(s.clone())),
+        Some(_) => Err(ApiError::InvalidPayload(format!(
+            "{name} must be a non-empty string of at most 128 characters"
+        ))),
+    };
+    let filter = ReplayFilter {
+        provider: text("provider")?.as_deref().map(provider).transpose()?,
+        event: text("event")?,
+        all: flag("all")?,
+        dry_run: flag("dryRun")?,
+    };
+    filter
+        .check()
+        .map_err(|refused| ApiError::InvalidPayload(refused.to_owned()))?;
+    let report = dead_letters::replay_matching(&state.app.link, state.app.link.topology(), &filter)
+        .await
+        .map_err(unavailable)?;
+    tracing::info!(
+        provider = filter.provider.map(Provider::as_str),
+        event = filter.event.as_deref(),
+        dry_run = filter.dry_run,
+        replayed = report.replayed,
+        kept = report.kept,
+        "dead letters replayed through the admin API"
+    );
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"dryRun": filter.dry_run, "replayed": report.replayed, "kept": report.kept}),
+    ))
+}
+
+fn provider(raw: &str) -> Result<Provider, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::InvalidPayload("provider must be pluggy or livetip".to_owned()))
+}
+
+fn unavailable(error: dead_letters::DlqError) -> ApiError {
+    tracing::warn!(%error, "dead-letter queue not reachable");
+    ApiError::Unavailable(shared::amqp::PublishError::NotConnected)
+}
+
+fn letter_json(l: &DeadLetter) -> Value {
+    json!({
+        "provider": l.provider.as_str(),
+        "event": l.event,
+        "reason": l.reason,
+        "class": l.class,
+        "attempts": l.attempts,
+        "deadAt": l.dead_at,
+        "requestId": l.request_id,
+        "bytes": l.bytes,
+    })
+}
