@@ -131,12 +131,14 @@ fn preview(data: Option<String>) -> (Option<String>, bool) {
     }
 }
 
-/// Totals: webhooks received (the `webhook` log entries), payments, and counts by event,
-/// by log status and by payment status.
+/// Totals: webhooks received, payments, and counts by event, by log status and by
+/// payment status. `totalWebhooks` counts the events in the inbox (`webhook_events`):
+/// every distinct event the worker took, whatever became of it (processed, ignored,
+/// rejected, failed or dead), copies counted once. The `webhook` log entries left out
+/// events recorded without effect, so the two figures disagreed.
 pub async fn stats(db: &DatabaseConnection) -> Result<Response<Full<Bytes>>, ApiError> {
     let unavailable = ApiError::DatabaseUnavailable;
-    let total_webhooks = webhook_log::Entity::find()
-        .filter(Column::LogType.eq("webhook"))
+    let total_webhooks = webhook_event::Entity::find()
         .count(db)
         .await
         .map_err(unavailable)?;
