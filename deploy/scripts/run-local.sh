@@ -30,14 +30,21 @@ local_url() { local a=$1; a=${a/0.0.0.0/127.0.0.1}; echo "http://$a"; }
 public=$(local_url "${GATEWAY_ADDR:-0.0.0.0:8000}")
 admin=$(local_url "${ADMIN_ADDR:-127.0.0.1:8001}")
 metrics=$(local_url "${WORKER_METRICS_ADDR:-127.0.0.1:9100}")
+ready=no
 for _ in $(seq 300); do
-  curl -fs -o /dev/null "$public/readyz" && break
+  curl -fs -o /dev/null "$public/readyz" && { ready=yes; break; }
   kill -0 "$gateway" 2>/dev/null || { echo "the gateway stopped; see its log above" >&2; exit 1; }
   sleep 0.2
 done
+if [ "$ready" = no ]; then
+  echo "the gateway is not ready after 60 s (is RabbitMQ running at AMQP_URL?); still trying" >&2
+  state="is starting (not ready yet)"
+else
+  state="is up"
+fi
 cat >&2 <<MSG
 
-hookwire is up:
+hookwire $state:
   providers' webhooks  $public/api/banking/pluggy/webhook/  and  $public/webhook
   admin API            $admin/webhook-logs, /webhook-stats, /payments, /events, /dead-letters
   worker metrics       $metrics/metrics  (gateway: $admin/metrics)

@@ -397,11 +397,16 @@ async fn each_settled_event_writes_one_info_line_with_its_ids() {
         .topology
         .topology
         .dead_letter_queue(shared::Provider::LiveTip);
-    let settled_lines = || {
+    let all_lines = || {
         std::fs::read_to_string(&log_path)
             .unwrap_or_default()
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .collect::<Vec<_>>()
+    };
+    let settled_lines = || {
+        all_lines()
+            .into_iter()
             .filter(|l| l["target"] == "hookwire::settled")
             .collect::<Vec<_>>()
     };
@@ -413,6 +418,20 @@ async fn each_settled_event_writes_one_info_line_with_its_ids() {
     worker.signal("TERM");
     assert!(worker.wait_exit(Duration::from_secs(30)).await.success());
     let lines = settled_lines();
+    // Nothing else about the event at INFO: every INFO line naming its request or trace
+    // is the settled one.
+    let request_id = first.header("x-request-id").unwrap();
+    let trace_id = first.header("x-trace-id").unwrap();
+    let about_it: Vec<_> = all_lines()
+        .into_iter()
+        .filter(|l| l["level"] == "INFO")
+        .filter(|l| {
+            let text = l.to_string();
+            text.contains(request_id) || text.contains(trace_id)
+        })
+        .collect();
+    assert_eq!(about_it.len(), 1, "{about_it:?}");
+    assert_eq!(about_it[0]["target"], "hookwire::settled");
     let _ = std::fs::remove_file(&log_path);
     let outcomes: Vec<&str> = lines.iter().filter_map(|l| l["outcome"].as_str()).collect();
     assert_eq!(

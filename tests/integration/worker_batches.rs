@@ -138,6 +138,11 @@ async fn one_failing_event_in_a_batch_undoes_only_its_own_writes() {
     // The failed event kept none of its writes from inside the batch: its only log
     // entry is the `error` written when it was given up.
     let dead = rows.iter().find(|r| r.status == "dead").unwrap();
+    // The batch's claim had written it as processed; giving the claim up undid that.
+    assert!(
+        dead.processed_at.is_none() && dead.processed_by.is_none(),
+        "{dead:?}"
+    );
     let dead_logs: Vec<String> = WebhookLogs::find()
         .filter(webhook_log::Column::WebhookEventId.eq(dead.id))
         .all(&conn)

@@ -95,9 +95,12 @@ async fn poison_is_dead_lettered_with_its_reason_and_replay_brings_it_back_uncha
     let report = dlq::replay(
         &link,
         &topology.topology,
-        Some(Provider::LiveTip),
-        Some("payment_confirmed"),
-        true,
+        &dlq::ReplayFilter {
+            provider: Some(Provider::LiveTip),
+            event: Some("payment_confirmed".into()),
+            all: true,
+            dry_run: true,
+        },
     )
     .await
     .unwrap();
@@ -115,9 +118,12 @@ async fn poison_is_dead_lettered_with_its_reason_and_replay_brings_it_back_uncha
     let report = dlq::replay(
         &link,
         &topology.topology,
-        None,
-        Some("payment_confirmed"),
-        false,
+        &dlq::ReplayFilter {
+            provider: None,
+            event: Some("payment_confirmed".into()),
+            all: true,
+            dry_run: false,
+        },
     )
     .await
     .unwrap();
@@ -247,9 +253,12 @@ async fn an_event_that_keeps_failing_is_dead_lettered_after_the_attempt_limit() 
     let report = dlq::replay(
         &link,
         &topology.topology,
-        Some(Provider::Pluggy),
-        None,
-        false,
+        &dlq::ReplayFilter {
+            provider: Some(Provider::Pluggy),
+            event: None,
+            all: true,
+            dry_run: false,
+        },
     )
     .await
     .unwrap();

@@ -65,6 +65,8 @@ create_db() { # -> DATABASE_URL of a fresh database on the local PostgreSQL
   # DB_QUERY: connection parameters, e.g. ?sslmode=disable (see end-to-end.sh).
   DATABASE_URL="postgres://postgres@127.0.0.1:5432/$BENCH_DB${DB_QUERY:-}"
   RUST_LOG=warn DATABASE_URL="$DATABASE_URL" "$BIN/worker" migrate > /dev/null
+  # AFTER_MIGRATE_SQL: a schema variant for an A/B run (e.g. without some indexes).
+  [ -z "${AFTER_MIGRATE_SQL:-}" ] || psql -q -h 127.0.0.1 -U postgres -d "$BENCH_DB" -c "$AFTER_MIGRATE_SQL" >/dev/null
 }
 
 start_worker() { # metrics port

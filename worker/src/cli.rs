@@ -132,7 +132,7 @@ async fn dead_letters(settings: WorkerSettings, command: DlqCommand) -> ExitCode
                 dry_run,
             } => {
                 let filter = replay_filter(provider, event, all, dry_run);
-                match dlq::replay_matching(&link, &topology, &filter).await {
+                match dlq::replay(&link, &topology, &filter).await {
                     Ok(report) => {
                         let verb = if dry_run { "would replay" } else { "replayed" };
                         println!(

@@ -3,7 +3,8 @@
 //! A copy first inserts its row, or finds one: a finished row means the copy is a
 //! duplicate; a row under someone else's live lease means "later"; anything else (a
 //! failed attempt, an expired lease after a crash) is taken over. Completing requires
-//! the claim token, inside the transaction that applies the effect.
+//! the claim token, inside the transaction that applies the effect (a batch's new rows
+//! are written final at the claim and known by their id instead: see [`claim_batch`]).
 //!
 //! Two ways to hold a claim (the batch or the one-event path picks one per event):
 //! - inside the effect's own transaction, for events that are one transaction: the

@@ -65,12 +65,16 @@ impl From<&WorkerError> for Failure {
 
 /// Records the handling time, then settles `incoming` on its own.
 pub async fn settle(ctx: &WorkerContext, incoming: Incoming, disposition: Disposition) {
-    match &disposition {
-        Disposition::Retry { .. } => settled::record(&incoming, Outcome::RetryStep, None),
-        Disposition::DeadLetter { .. } => settled::record(&incoming, Outcome::DeadLetter, None),
+    // Written once the copy is confirmed and the original acknowledged: a settlement
+    // that fails leaves the delivery to the broker, whose redelivery gets the line.
+    let line = match &disposition {
+        Disposition::Retry { .. } => Some(settled::Line::of(&incoming, Outcome::RetryStep, None)),
+        Disposition::DeadLetter { .. } => {
+            Some(settled::Line::of(&incoming, Outcome::DeadLetter, None))
+        }
         // Acknowledged after its outcome was recorded; requeued: not settled.
-        Disposition::Ack | Disposition::Requeue => {}
-    }
+        Disposition::Ack | Disposition::Requeue => None,
+    };
     let Incoming {
         delivery,
         body,
@@ -86,14 +90,14 @@ pub async fn settle(ctx: &WorkerContext, incoming: Incoming, disposition: Dispos
     }
     let settled = async move {
         match disposition {
-            Disposition::Ack => delivery.ack(BasicAckOptions::default()).await.map(drop),
-            Disposition::Requeue => requeue(&delivery).await,
+            Disposition::Ack => delivery.ack(BasicAckOptions::default()).await.map(|_| true),
+            Disposition::Requeue => requeue(&delivery).await.map(|()| false),
             Disposition::Retry { attempt, failure } => {
                 let delay = retry::delay_after(attempt, ctx.topology.retry_delays());
                 let exchange = ctx.topology.retry_exchange(delay);
                 let mut headers = headers_of(&delivery);
                 headers.insert(ATTEMPTS_HEADER.into(), AMQPValue::LongUInt(attempt));
-                headers.insert("x-hookwire-last-error".into(), text(&failure.reason));
+                headers.insert(dead_header::LAST_ERROR.into(), text(&failure.reason));
                 let properties = delivery.properties.clone().with_headers(headers);
                 tracing::warn!(
                     provider = provider.as_str(),
@@ -136,9 +140,16 @@ pub async fn settle(ctx: &WorkerContext, incoming: Incoming, disposition: Dispos
     }
     .instrument(span)
     .await;
-    if let Err(error) = settled {
+    match settled {
+        Ok(moved) => {
+            if let Some(line) = line.filter(|_| moved) {
+                line.write();
+            }
+        }
         // The channel is gone; the broker redelivers the message to someone.
-        tracing::warn!(%error, "could not settle a delivery; the broker will redeliver it");
+        Err(error) => {
+            tracing::warn!(%error, "could not settle a delivery; the broker will redeliver it");
+        }
     }
 }
 
@@ -152,6 +163,7 @@ pub async fn ack_through(last: &Delivery) {
 
 /// Publishes a copy (confirmed), then acknowledges the original. If the copy is not
 /// confirmed the original goes back to the queue: never both lost, at worst both kept.
+/// `true` when the copy moved.
 async fn move_then_ack(
     ctx: &WorkerContext,
     delivery: Delivery,
@@ -159,18 +171,18 @@ async fn move_then_ack(
     exchange: &str,
     queue: Option<&str>,
     properties: lapin::BasicProperties,
-) -> Result<(), lapin::Error> {
+) -> Result<bool, lapin::Error> {
     let routing_key = queue.unwrap_or(delivery.routing_key.as_str()).to_owned();
     match ctx
         .link
         .publish(exchange, &routing_key, body, properties)
         .await
     {
-        Ok(()) => delivery.ack(BasicAckOptions::default()).await.map(drop),
+        Ok(()) => delivery.ack(BasicAckOptions::default()).await.map(|_| true),
         Err(error) => {
             tracing::warn!(%error, exchange, "could not move the message; handing it back");
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            requeue(&delivery).await
+            requeue(&delivery).await.map(|()| false)
         }
     }
 }

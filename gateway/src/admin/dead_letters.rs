@@ -17,6 +17,10 @@ use crate::http::body::{is_json, read_limited};
 /// A replay's filter is a few short fields.
 const BODY_LIMIT: u64 = 4 * 1024;
 
+/// One replay at a time per gateway: two would take each other's letters and report
+/// halves.
+static REPLAYING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// `GET /dead-letters?provider=&limit=50`: dead letters left in place, per provider.
 pub async fn list(
     state: &AdminState,
@@ -81,9 +85,17 @@ pub async fn replay(
     filter
         .check()
         .map_err(|refused| ApiError::InvalidPayload(refused.to_owned()))?;
-    let report = dead_letters::replay_matching(&state.app.link, state.app.link.topology(), &filter)
-        .await
-        .map_err(unavailable)?;
+    // Its own task: a client that hangs up does not stop a replay halfway (a letter
+    // copied but not yet acknowledged would be replayed again next time).
+    let link = state.app.link.clone();
+    let task_filter = filter.clone();
+    let report = tokio::spawn(async move {
+        let _one_at_a_time = REPLAYING.lock().await;
+        dead_letters::replay(&link, link.topology(), &task_filter).await
+    })
+    .await
+    .map_err(|_| ApiError::Overloaded)?
+    .map_err(unavailable)?;
     tracing::info!(
         provider = filter.provider.map(Provider::as_str),
         event = filter.event.as_deref(),

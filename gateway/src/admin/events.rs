@@ -279,22 +279,22 @@ fn instant(name: &str, raw: &str) -> Result<DateTime<Utc>, ApiError> {
         .map_err(|_| ApiError::InvalidPayload(format!("{name} must be an RFC 3339 time")))
 }
 
-/// The position after a page: the last row's receipt time (microseconds) and id.
+/// The position after a page: the last row's receipt time, to the nanosecond (SQLite
+/// keeps them; PostgreSQL microseconds), and id.
 struct Cursor;
 
 impl Cursor {
     fn format(at: DateTime<Utc>, id: Uuid) -> String {
-        format!("{}_{}", at.timestamp_micros(), id.simple())
+        let nanos = at
+            .timestamp_nanos_opt()
+            .unwrap_or_else(|| at.timestamp_micros().saturating_mul(1000));
+        format!("{nanos}_{}", id.simple())
     }
 
     fn parse(raw: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
         let invalid = || ApiError::InvalidPayload("cursor is not one this API gave".to_owned());
-        let (micros, id) = raw.split_once('_').ok_or_else(invalid)?;
-        let at = micros
-            .parse::<i64>()
-            .ok()
-            .and_then(DateTime::from_timestamp_micros)
-            .ok_or_else(invalid)?;
+        let (nanos, id) = raw.split_once('_').ok_or_else(invalid)?;
+        let at = DateTime::from_timestamp_nanos(nanos.parse::<i64>().map_err(|_| invalid())?);
         Ok((at, Uuid::try_parse(id).map_err(|_| invalid())?))
     }
 }

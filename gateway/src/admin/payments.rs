@@ -97,7 +97,7 @@ pub async fn get(db: &DatabaseConnection, id: &str) -> Result<Response<Full<Byte
         .map_err(ApiError::DatabaseUnavailable)?
         .ok_or_else(|| ApiError::NoSuchRecord {
             kind: "payment",
-            key: id.to_owned(),
+            key: id.chars().take(128).collect(),
         })?;
     Ok(json_response(StatusCode::OK, &to_json(&found)))
 }

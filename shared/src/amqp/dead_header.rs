@@ -7,6 +7,8 @@ use lapin::types::{AMQPValue, ShortString};
 
 /// Rounds of delayed retry a message has been through.
 pub const ATTEMPTS_HEADER: &str = "x-hookwire-attempts";
+/// The last failure of a message sent to a retry step.
+pub const LAST_ERROR: &str = "x-hookwire-last-error";
 
 /// Human-readable reason with its cause chain.
 pub const REASON: &str = "x-hookwire-dead-reason";

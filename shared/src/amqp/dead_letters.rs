@@ -84,6 +84,9 @@ pub enum DlqError {
     /// An AMQP operation failed.
     #[error("AMQP operation failed")]
     Amqp(#[from] lapin::Error),
+    /// The filter would replay everything without saying so ([`ReplayFilter::check`]).
+    #[error("{0}")]
+    Refused(&'static str),
 }
 
 fn providers(only: Option<Provider>) -> Vec<Provider> {
@@ -120,30 +123,13 @@ pub async fn list(
     Ok(found)
 }
 
-/// Replays the dead letters matching `event` (all when `None`) of `provider` (all
-/// providers when `None`).
+/// Replays what `filter` takes; refused unless it passes [`ReplayFilter::check`].
 pub async fn replay(
-    link: &BrokerLink,
-    topology: &Topology,
-    provider: Option<Provider>,
-    event: Option<&str>,
-    dry_run: bool,
-) -> Result<ReplayReport, DlqError> {
-    let filter = ReplayFilter {
-        provider,
-        event: event.map(str::to_owned),
-        all: true,
-        dry_run,
-    };
-    replay_matching(link, topology, &filter).await
-}
-
-/// Replays what `filter` takes (which must pass [`ReplayFilter::check`]).
-pub async fn replay_matching(
     link: &BrokerLink,
     topology: &Topology,
     filter: &ReplayFilter,
 ) -> Result<ReplayReport, DlqError> {
+    filter.check().map_err(DlqError::Refused)?;
     let (provider, event, dry_run) = (filter.provider, filter.event.as_deref(), filter.dry_run);
     let mut report = ReplayReport::default();
     let exchange = topology.events_exchange();
@@ -202,7 +188,7 @@ fn revived(properties: &BasicProperties) -> BasicProperties {
                 || name.starts_with("x-hookwire-dead-")
                 || name == dead_header::CLASS
                 || name == dead_header::ROUTING_KEY
-                || name == "x-hookwire-last-error"
+                || name == dead_header::LAST_ERROR
                 || name.starts_with("x-death")
                 || name.starts_with("x-first-death")
                 || name.starts_with("x-last-death");

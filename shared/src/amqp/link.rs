@@ -132,10 +132,7 @@ impl Live {
                 "the broker closed a publish channel; replaced it alone"
             );
             metrics::counter!("hookwire_broker_channels_replaced_total").increment(1);
-            match slot.write() {
-                Ok(mut guard) => *guard = fresh,
-                Err(poisoned) => *poisoned.into_inner() = fresh,
-            }
+            replace(slot, fresh);
         }
         Ok(())
     }
@@ -145,6 +142,13 @@ fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     match lock.read() {
         Ok(guard) => guard,
         Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+fn replace<T>(lock: &RwLock<T>, value: T) {
+    match lock.write() {
+        Ok(mut guard) => *guard = value,
+        Err(poisoned) => *poisoned.into_inner() = value,
     }
 }
 
@@ -280,10 +284,7 @@ impl Inner {
         let ready = live.is_some();
         metrics::gauge!("hookwire_broker_connected", "connection" => self.config.connection_name.clone())
             .set(if ready { 1.0 } else { 0.0 });
-        match self.live.write() {
-            Ok(mut guard) => *guard = live,
-            Err(poisoned) => *poisoned.into_inner() = live,
-        }
+        replace(&self.live, live);
         // A new connection starts unblocked; the broker says so again if it is not.
         self.blocked.send_replace(None);
         self.ready.send_replace(ready);
@@ -379,8 +380,19 @@ async fn watch_until_lost(
         if !live.connection.status().connected() {
             return Some("connection closed".to_owned());
         }
-        if let Err(error) = live.replace_closed_channels().await {
-            return Some(format!("cannot replace a closed channel: {error}"));
+        // Not while the broker blocks the connection (it reads nothing, so opening a
+        // channel would wait for the alarm to clear); and never longer than a few
+        // seconds, so the watch keeps noticing loss and shutdown.
+        if inner.blocked.borrow().is_none() {
+            let replaced = tokio::select! {
+                replaced = tokio::time::timeout(Duration::from_secs(5), live.replace_closed_channels()) => replaced,
+                () = shutdown.cancelled() => return None,
+            };
+            match replaced {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => return Some(format!("cannot replace a closed channel: {error}")),
+                Err(_) => return Some("replacing a closed channel timed out".to_owned()),
+            }
         }
     }
 }
