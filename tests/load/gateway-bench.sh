@@ -36,12 +36,7 @@ AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
 broker_ctl() { if [ "$PIN" = 1 ]; then rabbitmqctl -n "$PRIVATE_NODE" "$@"; else rabbitmqctl "$@"; fi; }
 broker_pid() { if [ "$PIN" = 1 ]; then cat "$PRIVATE_DIR/pid"; else pgrep -u rabbitmq -o beam.smp; fi; }
 
-# ~300-byte bodies, as providers send them.
-PLUGGY_BODY='{"event":"transactions/created","eventId":"d876fd7c-0000-4000-8000-000000000001","itemId":"a5c763cb-0000-4000-8000-000000000002","accountId":"acc-0000-4000-8000-000000000003","transactionsCount":12,"transactionsCreatedAtFrom":"2025-02-13T17:21:53.719Z","createdTransactionsLink":"https://api.pluggy.ai/transactions?accountId=a1"}'
-LIVETIP_BODY='{"event":"payment_confirmed","payment":{"sender":"viewer_4242","receiver":"streamer_1","content":"HW-7K2M9QXA obrigado pela live, abraço!","amount":25.50,"currency":"BRL","timestamp":"2025-05-28T12:30:00.000Z","paid":true,"paymentId":"lt_pay_abc123def456","read":false,"extra":"padding-to-300"}}'
-PLUGGY_SIG=$(printf '%s' "$PLUGGY_BODY" | openssl dgst -sha256 -hmac "$PLUGGY_SECRET" | awk '{print $NF}')
-
-cat > "$OUT/mixed.lua" <<LUA
+write_mixed_lua "$OUT/mixed.lua"
 local bodies = { [[$PLUGGY_BODY]], [[$LIVETIP_BODY]] }
 local paths = { "/api/banking/pluggy/webhook/", "/webhook" }
 local headers = {

@@ -25,10 +25,7 @@ AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
 broker_pid() { pgrep -u rabbitmq -o beam.smp; }
 us() { python3 -c "print(round(($2 - $1) / $(getconf CLK_TCK) * 1e6 / max($3, 1)))"; } # ticks0 ticks1 n
 
-PLUGGY_BODY='{"event":"transactions/created","eventId":"d876fd7c-0000-4000-8000-000000000001","itemId":"a5c763cb-0000-4000-8000-000000000002","accountId":"acc-0000-4000-8000-000000000003","transactionsCount":12,"transactionsCreatedAtFrom":"2025-02-13T17:21:53.719Z","createdTransactionsLink":"https://api.pluggy.ai/transactions?accountId=a1"}'
-LIVETIP_BODY='{"event":"payment_confirmed","payment":{"sender":"viewer_4242","receiver":"streamer_1","content":"HW-7K2M9QXA obrigado pela live, abraço!","amount":25.50,"currency":"BRL","timestamp":"2025-05-28T12:30:00.000Z","paid":true,"paymentId":"lt_pay_abc123def456","read":false,"extra":"padding-to-300"}}'
-PLUGGY_SIG=$(printf '%s' "$PLUGGY_BODY" | openssl dgst -sha256 -hmac "$PLUGGY_SECRET" | awk '{print $NF}')
-cat > "$OUT/levers.lua" <<LUA
+write_mixed_lua "$OUT/levers.lua"
 local bodies = { [[$PLUGGY_BODY]], [[$LIVETIP_BODY]] }
 local paths = { "/api/banking/pluggy/webhook/", "/webhook" }
 local headers = {

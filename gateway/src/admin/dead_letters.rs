@@ -12,7 +12,6 @@ use shared::amqp::dead_letters::{self, DeadLetter, ReplayFilter};
 
 use super::{AdminState, query};
 use crate::error::{ApiError, json_response};
-use crate::http::body::{is_json, read_limited};
 
 /// A replay's filter is a few short fields.
 const BODY_LIMIT: u64 = 4 * 1024;
@@ -49,19 +48,7 @@ pub async fn replay(
     state: &AdminState,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, ApiError> {
-    if !is_json(request.headers()) {
-        return Err(ApiError::UnsupportedMediaType);
-    }
-    let (parts, body) = request.into_parts();
-    let body = read_limited(
-        body,
-        &parts.headers,
-        BODY_LIMIT,
-        std::time::Duration::from_secs(10),
-    )
-    .await?;
-    let input: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::InvalidPayload(format!("body is not valid JSON: {e}")))?;
+    let input = query::json_body(request, BODY_LIMIT).await?;
     let flag = |name: &str| match input.get(name) {
         None | Some(Value::Null) => Ok(false),
         Some(Value::Bool(b)) => Ok(*b),

@@ -18,7 +18,6 @@ use shared::payment_id;
 
 use super::query;
 use crate::error::{ApiError, json_response};
-use crate::http::body::{is_json, read_limited};
 
 /// Requests to this API are small.
 const BODY_LIMIT: u64 = 16 * 1024;
@@ -28,19 +27,7 @@ pub async fn create(
     db: &DatabaseConnection,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, ApiError> {
-    if !is_json(request.headers()) {
-        return Err(ApiError::UnsupportedMediaType);
-    }
-    let (parts, body) = request.into_parts();
-    let body = read_limited(
-        body,
-        &parts.headers,
-        BODY_LIMIT,
-        std::time::Duration::from_secs(10),
-    )
-    .await?;
-    let input: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::InvalidPayload(format!("body is not valid JSON: {e}")))?;
+    let input = query::json_body(request, BODY_LIMIT).await?;
     let bad = |e: shared::payload::PayloadError| ApiError::InvalidPayload(e.0);
     let user_name = match input.get("userName") {
         Some(Value::String(s)) => {

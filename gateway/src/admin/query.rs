@@ -1,4 +1,5 @@
-//! Query-string parsing for the admin routes (no framework on this side either).
+//! Request input for the admin routes (no framework on this side either): query
+//! strings, and small JSON bodies.
 
 use std::collections::HashMap;
 
@@ -26,6 +27,28 @@ pub fn parse(query: Option<&str>) -> Result<HashMap<String, String>, ApiError> {
             Ok((key, value))
         })
         .collect()
+}
+
+/// An admin route's JSON body: `application/json`, at most `limit` bytes, read within
+/// 10 s, parsed.
+pub async fn json_body(
+    request: hyper::Request<hyper::body::Incoming>,
+    limit: u64,
+) -> Result<serde_json::Value, ApiError> {
+    use crate::http::body::{is_json, read_limited};
+    if !is_json(request.headers()) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let (parts, body) = request.into_parts();
+    let body = read_limited(
+        body,
+        &parts.headers,
+        limit,
+        std::time::Duration::from_secs(10),
+    )
+    .await?;
+    serde_json::from_slice(&body)
+        .map_err(|e| ApiError::InvalidPayload(format!("body is not valid JSON: {e}")))
 }
 
 /// A non-empty parameter.
