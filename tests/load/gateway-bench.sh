@@ -37,19 +37,6 @@ broker_ctl() { if [ "$PIN" = 1 ]; then rabbitmqctl -n "$PRIVATE_NODE" "$@"; else
 broker_pid() { if [ "$PIN" = 1 ]; then cat "$PRIVATE_DIR/pid"; else pgrep -u rabbitmq -o beam.smp; fi; }
 
 write_mixed_lua "$OUT/mixed.lua"
-local bodies = { [[$PLUGGY_BODY]], [[$LIVETIP_BODY]] }
-local paths = { "/api/banking/pluggy/webhook/", "/webhook" }
-local headers = {
-  { ["Content-Type"] = "application/json", ["X-Pluggy-Signature"] = "sha256=$PLUGGY_SIG" },
-  { ["Content-Type"] = "application/json", ["X-Livetip-Webhook-Secret-Token"] = "$TOKEN" },
-}
-local n = 0
-request = function()
-  n = n + 1
-  local i = (n % 2) + 1
-  return wrk.format("POST", paths[i], headers[i], bodies[i])
-end
-LUA
 
 cat > "$OUT/fixed-rate.js" <<JS
 import http from 'k6/http';

@@ -26,19 +26,6 @@ broker_pid() { pgrep -u rabbitmq -o beam.smp; }
 us() { python3 -c "print(round(($2 - $1) / $(getconf CLK_TCK) * 1e6 / max($3, 1)))"; } # ticks0 ticks1 n
 
 write_mixed_lua "$OUT/levers.lua"
-local bodies = { [[$PLUGGY_BODY]], [[$LIVETIP_BODY]] }
-local paths = { "/api/banking/pluggy/webhook/", "/webhook" }
-local headers = {
-  { ["Content-Type"] = "application/json", ["X-Pluggy-Signature"] = "sha256=$PLUGGY_SIG" },
-  { ["Content-Type"] = "application/json", ["X-Livetip-Webhook-Secret-Token"] = "$TOKEN" },
-}
-local n = 0
-request = function()
-  n = n + 1
-  local i = (n % 2) + 1
-  return wrk.format("POST", paths[i], headers[i], bodies[i])
-end
-LUA
 
 # TCP data segments sent so far on the process's connections to the broker.
 io_writes() {
