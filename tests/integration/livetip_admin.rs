@@ -806,6 +806,22 @@ async fn dead_letters_are_listed_and_replayed_through_the_admin_api_as_the_cli_d
             String::from_utf8_lossy(&output.stdout).into_owned(),
         )
     };
+    // A listing holds the letters until its channel closes; the broker then hands them
+    // back to the queue, which takes a moment.
+    let dead_queue = topology
+        .topology
+        .dead_letter_queue(shared::Provider::LiveTip);
+    let back_in_queue = || async {
+        hookwire_tests::eventually(
+            "the letters back in their queue",
+            std::time::Duration::from_secs(10),
+            || async {
+                (hookwire_tests::broker::ready_messages(&dead_queue).await == 2).then_some(())
+            },
+        )
+        .await;
+    };
+    back_in_queue().await;
     let (code, out) = cli(&["dlq", "list", "--provider", "livetip"]).await;
     assert_eq!(code, Some(0));
     assert!(
@@ -832,22 +848,26 @@ async fn dead_letters_are_listed_and_replayed_through_the_admin_api_as_the_cli_d
     let (code, _) = cli(&["dlq", "replay"]).await;
     assert_eq!(code, Some(2), "the CLI refuses the same");
     // A dry run needs no `all`, in both.
+    back_in_queue().await;
     let (code, out) = cli(&["dlq", "replay", "--dry-run"]).await;
     assert_eq!(
         (code, out.trim()),
         (Some(0), "would replay 2 dead letter(s); 0 kept")
     );
+    back_in_queue().await;
     let dry = replay(json!({"dryRun": true})).await;
     assert_eq!(
         dry.json(),
         json!({"dryRun": true, "replayed": 2, "kept": 0})
     );
+    back_in_queue().await;
     let other =
         replay(json!({"provider": "livetip", "event": "payment_pending", "dryRun": true})).await;
     assert_eq!(
         other.json(),
         json!({"dryRun": true, "replayed": 0, "kept": 2})
     );
+    back_in_queue().await;
     let done = replay(json!({"provider": "livetip", "event": "payment_confirmed"})).await;
     assert_eq!(
         done.json(),

@@ -10,9 +10,9 @@
 use super::dead_header::{self, ATTEMPTS_HEADER};
 use super::{BrokerLink, PublishError, Topology};
 use crate::Provider;
-use chrono::{SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use lapin::BasicProperties;
-use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions};
+use lapin::options::{BasicAckOptions, BasicGetOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 
 /// A dead letter, as `list` shows it.
@@ -130,35 +130,30 @@ pub async fn replay(
     filter: &ReplayFilter,
 ) -> Result<ReplayReport, DlqError> {
     filter.check().map_err(DlqError::Refused)?;
+    // Dead-letter times are written to the millisecond, rounded down: a letter dead
+    // before the start is never later than it.
+    let started = Utc::now();
     let (provider, event, dry_run) = (filter.provider, filter.event.as_deref(), filter.dry_run);
     let mut report = ReplayReport::default();
     let exchange = topology.events_exchange();
     for provider in providers(provider) {
         let channel = link.open_channel().await?;
         let queue = topology.dead_letter_queue(provider);
-        // Only the letters there when the replay starts: one that fails again at once
-        // comes back to this queue while the replay runs, and must not be replayed in
-        // a loop.
-        let present = channel
-            .queue_declare(
-                queue.as_str().into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
+        // Every letter is taken once (held unacknowledged until the channel closes, so
+        // the queue runs dry), and only those dead before the replay started are
+        // replayed: one that fails again at once comes back while the replay runs and
+        // must not be replayed in a loop.
+        while let Some(message) = channel
+            .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: false })
             .await?
-            .message_count();
-        for _ in 0..present {
-            let Some(message) = channel
-                .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: false })
-                .await?
-            else {
-                break;
-            };
+        {
             let delivery = message.delivery;
             let letter = describe(provider, &delivery.properties, delivery.data.len());
+            let dead_since_start = DateTime::parse_from_rfc3339(&letter.dead_at)
+                .is_ok_and(|at| at.with_timezone(&Utc) > started);
+            if dead_since_start {
+                continue;
+            }
             if event.is_some_and(|e| e != letter.event) {
                 report.kept += 1;
                 continue;
