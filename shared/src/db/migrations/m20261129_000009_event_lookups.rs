@@ -7,72 +7,55 @@
 
 use sea_orm_migration::prelude::*;
 
+/// Every index of this migration: name, table, columns.
+const INDEXES: [(&str, &str, &[&str]); 6] = [
+    (
+        "ix_webhook_events_request_id",
+        "webhook_events",
+        &["request_id"],
+    ),
+    (
+        "ix_webhook_events_trace_id",
+        "webhook_events",
+        &["trace_id"],
+    ),
+    (
+        "ix_webhook_events_provider_event_id",
+        "webhook_events",
+        &["provider_event_id"],
+    ),
+    (
+        "ix_webhook_events_received_at_id",
+        "webhook_events",
+        &["received_at", "id"],
+    ),
+    (
+        "ix_webhook_logs_webhook_event_id",
+        "webhook_logs",
+        &["webhook_event_id"],
+    ),
+    ("ix_webhook_logs_trace_id", "webhook_logs", &["trace_id"]),
+];
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for (name, table, column) in [
-            (
-                "ix_webhook_events_request_id",
-                Alias::new("webhook_events"),
-                Alias::new("request_id"),
-            ),
-            (
-                "ix_webhook_events_trace_id",
-                Alias::new("webhook_events"),
-                Alias::new("trace_id"),
-            ),
-            (
-                "ix_webhook_events_provider_event_id",
-                Alias::new("webhook_events"),
-                Alias::new("provider_event_id"),
-            ),
-            (
-                "ix_webhook_logs_webhook_event_id",
-                Alias::new("webhook_logs"),
-                Alias::new("webhook_event_id"),
-            ),
-            (
-                "ix_webhook_logs_trace_id",
-                Alias::new("webhook_logs"),
-                Alias::new("trace_id"),
-            ),
-        ] {
-            manager
-                .create_index(
-                    Index::create()
-                        .name(name)
-                        .table(table)
-                        .col(column)
-                        .if_not_exists()
-                        .to_owned(),
-                )
-                .await?;
+        for (name, table, columns) in INDEXES {
+            let mut index = Index::create();
+            index.name(name).table(Alias::new(table)).if_not_exists();
+            for column in columns {
+                index.col(Alias::new(*column));
+            }
+            manager.create_index(index.to_owned()).await?;
         }
-        manager
-            .create_index(
-                Index::create()
-                    .name("ix_webhook_events_received_at_id")
-                    .table(Alias::new("webhook_events"))
-                    .col(Alias::new("received_at"))
-                    .col(Alias::new("id"))
-                    .if_not_exists()
-                    .to_owned(),
-            )
-            .await
+        Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for (name, table) in [
-            ("ix_webhook_events_request_id", "webhook_events"),
-            ("ix_webhook_events_trace_id", "webhook_events"),
-            ("ix_webhook_events_provider_event_id", "webhook_events"),
-            ("ix_webhook_events_received_at_id", "webhook_events"),
-            ("ix_webhook_logs_webhook_event_id", "webhook_logs"),
-            ("ix_webhook_logs_trace_id", "webhook_logs"),
-        ] {
+        for (name, table, _) in INDEXES {
             manager
                 .drop_index(Index::drop().name(name).table(Alias::new(table)).to_owned())
                 .await?;
