@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use clap::Parser as _;
 use gateway::{Application, GatewayConfig};
-use hookwire_tests::gateway::{GatewaySettings, LIVETIP_TOKEN, spawn_gateway_with};
+use hookwire_tests::gateway::{GatewaySettings, LIVETIP_TOKEN, post_pluggy, spawn_gateway_with};
 use hookwire_tests::http_client::{get, post, send};
 use hookwire_tests::livetip::{
     ADMIN_TOKEN, admin, expect_payment, livetip_event, settled, stack, wait_status,
@@ -730,6 +730,52 @@ async fn the_events_listing_filters_searches_and_pages_stably() {
         let refused = admin(s.gw.admin, Method::GET, &format!("/events?{bad}"), None).await;
         assert_eq!(refused.status, 400, "{bad}");
     }
+}
+
+/// `GET /events?q=` also finds Pluggy events by the item or account they are about
+/// (the worker records both ids), and the event filter narrows to one event name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pluggy_events_are_found_by_item_and_account() {
+    let s = stack(&[]).await;
+    for body in [
+        json!({"event": "item/updated", "eventId": "ev-1", "itemId": "item-a"}),
+        json!({"event": "transactions/deleted", "eventId": "ev-2", "itemId": "item-a",
+               "accountId": "acct-1", "transactionIds": ["t1"]}),
+        json!({"event": "transactions/deleted", "eventId": "ev-3", "itemId": "item-b",
+               "accountId": "acct-2", "transactionIds": ["t2"]}),
+    ] {
+        assert_eq!(post_pluggy(s.gw.addr, &body).await.status, 200);
+    }
+    settled(&s.conn, 3).await;
+    let ids = |query: &'static str| async move {
+        let body = admin(s.gw.admin, Method::GET, &format!("/events?{query}"), None)
+            .await
+            .json();
+        body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["providerEventId"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids("q=item-a").await, ["ev-2", "ev-1"], "newest first");
+    assert_eq!(ids("q=acct-2").await, ["ev-3"]);
+    assert_eq!(ids("q=ev-1").await, ["ev-1"]);
+    assert!(ids("q=item-c").await.is_empty());
+    assert_eq!(
+        ids("provider=pluggy&event=transactions/deleted").await,
+        ["ev-3", "ev-2"]
+    );
+    let found = admin(s.gw.admin, Method::GET, "/events?q=acct-1", None)
+        .await
+        .json();
+    assert_eq!(
+        (
+            &found["events"][0]["itemId"],
+            &found["events"][0]["accountId"]
+        ),
+        (&json!("item-a"), &json!("acct-1"))
+    );
 }
 
 /// The admin API lists and replays dead letters as `worker dlq` does (one

@@ -5,7 +5,7 @@
 #   BIN=target/debug EVENTS=200000 tests/load/events-lookup.sh
 #
 # Creates a private database with hookwire's schema, fills webhook_events with EVENTS
-# rows (~300-byte payloads, spread over 30 days, both providers) and webhook_logs with
+# rows (~300-byte payloads, spread over 30 days; 5 % Pluggy, 0.1 % item/deleted, 0.01 % dead) and webhook_logs with
 # three entries per event, ANALYZEs, then prints each query the admin API issues with
 # PostgreSQL's own execution time (EXPLAIN ANALYZE, median of 5 runs) and whether it
 # used an index. Drops the database at the end.
@@ -18,15 +18,20 @@ sql() { psql -X -q -h 127.0.0.1 -U postgres -d "$BENCH_DB" -v ON_ERROR_STOP=1 "$
 echo "== machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(date -u +%FT%TZ); $(psql -X -At -h 127.0.0.1 -U postgres -d postgres -c 'SHOW server_version'); $EVENTS events"
 started=$(date +%s)
 sql <<SQL
-INSERT INTO webhook_events (id, provider, event, dedupe_key, provider_event_id, payload, received_at,
-  processed_at, status, attempts, duplicates, trace_id, request_id, created_at, updated_at)
+INSERT INTO webhook_events (id, provider, event, dedupe_key, provider_event_id, pluggy_item_id,
+  pluggy_account_id, payload, received_at, processed_at, status, attempts, duplicates, trace_id,
+  request_id, created_at, updated_at)
 SELECT gen_random_uuid(),
-       CASE WHEN i % 2 = 0 THEN 'livetip' ELSE 'pluggy' END,
-       CASE WHEN i % 2 = 0 THEN 'payment_confirmed' ELSE 'transactions/created' END,
+       CASE WHEN i % 20 = 0 THEN 'pluggy' ELSE 'livetip' END,
+       CASE WHEN i % 1000 = 0 THEN 'item/deleted' WHEN i % 20 = 0 THEN 'transactions/created'
+            ELSE 'payment_confirmed' END,
        'k' || i, 'pid-' || i,
+       CASE WHEN i % 20 = 0 THEN 'item-' || (i / 20) % 5000 END,
+       CASE WHEN i % 20 = 0 AND i % 1000 <> 0 THEN 'acct-' || (i / 20) % 20000 END,
        convert_to(rpad('{"event":"payment_confirmed","payment":{"paymentId":"pid-' || i || '"}}', 300, ' '), 'UTF8'),
        now() - (i || ' seconds')::interval * (2592000.0 / $EVENTS),
-       now(), CASE WHEN i % 50 = 0 THEN 'ignored' ELSE 'processed' END, 1, 0,
+       now(),
+       CASE WHEN i % 10000 = 5 THEN 'dead' WHEN i % 50 = 1 THEN 'ignored' ELSE 'processed' END, 1, 0,
        md5(i::text), gen_random_uuid(), now(), now()
 FROM generate_series(1, $EVENTS) AS i;
 INSERT INTO webhook_logs (id, timestamp, type, event, status, data, provider, webhook_event_id, trace_id)
@@ -59,6 +64,12 @@ measure "/events/{key}: its log rows" "SELECT * FROM webhook_logs WHERE webhook_
 measure "/events?limit=50 (first page)" "SELECT * FROM webhook_events ORDER BY received_at DESC, id DESC LIMIT 50"
 measure "/events?limit=50&cursor= (halfway down)" "SELECT * FROM webhook_events WHERE (received_at, id) < ('$deep_at', '$deep_id') ORDER BY received_at DESC, id DESC LIMIT 50"
 measure "/events?provider=livetip&status=ignored&limit=50" "SELECT * FROM webhook_events WHERE provider = 'livetip' AND status = 'ignored' ORDER BY received_at DESC, id DESC LIMIT 50"
-measure "/events?q=<paymentId>" "SELECT * FROM webhook_events WHERE provider_event_id IN ('pid-$mid') ORDER BY received_at DESC, id DESC LIMIT 50"
+search() { echo "SELECT * FROM webhook_events WHERE (provider_event_id IN ('$1') OR pluggy_item_id = '$1' OR pluggy_account_id = '$1') ORDER BY received_at DESC, id DESC LIMIT 50"; }
+measure "/events?q=<paymentId>" "$(search "pid-$mid")"
+measure "/events?q=<Pluggy itemId> (~10 of 50,000 pluggy rows)" "$(search item-42)"
+measure "/events?q=<Pluggy accountId>" "$(search acct-42)"
+measure "/events?provider=pluggy&limit=50 (5 % of rows)" "SELECT * FROM webhook_events WHERE provider = 'pluggy' ORDER BY received_at DESC, id DESC LIMIT 50"
+measure "/events?event=item/deleted&limit=50 (0.1 %)" "SELECT * FROM webhook_events WHERE event = 'item/deleted' ORDER BY received_at DESC, id DESC LIMIT 50"
+measure "/events?status=dead&limit=50 (0.01 %)" "SELECT * FROM webhook_events WHERE status = 'dead' ORDER BY received_at DESC, id DESC LIMIT 50"
 measure "/webhook-logs?traceId=" "SELECT * FROM webhook_logs WHERE trace_id = '$trace_id' ORDER BY timestamp DESC, id DESC LIMIT 50"
 measure "/webhook-logs?limit=50" "SELECT * FROM webhook_logs ORDER BY timestamp DESC, id DESC LIMIT 50"

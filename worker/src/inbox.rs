@@ -23,9 +23,10 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
     QueryTrait,
 };
-use shared::Envelope;
 use shared::db::entities::webhook_event::{self, Column, Entity as WebhookEvents, Status};
 use shared::payload::bounds;
+use shared::payload::pluggy;
+use shared::{Envelope, Provider};
 use uuid::Uuid;
 
 /// The outcome of trying to claim an event.
@@ -323,6 +324,12 @@ fn new_row(
     dedupe_key: &str,
     now: DateTime<Utc>,
 ) -> webhook_event::ActiveModel {
+    // A body the gateway's parser refuses reaches no column; its effect will fail
+    // permanently on the same parse.
+    let subjects = match envelope.provider {
+        Provider::Pluggy => pluggy::parse_head(&envelope.body).ok(),
+        Provider::LiveTip => None,
+    };
     webhook_event::ActiveModel {
         // Time-ordered: new rows land together at the end of the key's index.
         id: Set(Uuid::now_v7()),
@@ -333,6 +340,8 @@ fn new_row(
             .provider_event_id
             .as_deref()
             .map(|i| truncate(i, bounds::PROVIDER_EVENT_ID))),
+        pluggy_item_id: Set(subjects.as_ref().and_then(|h| h.item_id.clone())),
+        pluggy_account_id: Set(subjects.and_then(|h| h.account_id)),
         payload: Set(envelope.body.to_vec()),
         received_at: Set(envelope.received_at),
         processed_at: Set(None),

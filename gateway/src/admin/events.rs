@@ -17,6 +17,7 @@ use shared::db::entities::{
     bank_account, bank_transaction, livetip_binding, payment, pluggy_item, webhook_event,
     webhook_log,
 };
+use shared::payload::bounds;
 use uuid::Uuid;
 
 use super::{AdminState, query};
@@ -103,6 +104,8 @@ pub fn event_json(state: &AdminState, e: &webhook_event::Model) -> Value {
         "attempts": e.attempts,
         "duplicates": e.duplicates,
         "providerEventId": e.provider_event_id,
+        "itemId": e.pluggy_item_id,
+        "accountId": e.pluggy_account_id,
         "receivedAt": time(e.received_at),
         "processedAt": e.processed_at.map(time),
         "lastError": e.last_error,
@@ -201,8 +204,9 @@ async fn touched(
 /// `GET /events?provider=&event=&status=&since=&until=&q=&limit=&cursor=`: newest first
 /// by the gateway's receipt. The cursor names the last row of a page (its receipt time
 /// and id, neither of which ever changes): paging on never repeats or skips a row that
-/// existed, whatever is inserted meanwhile. `q` is a provider's id (LiveTip `paymentId`, Pluggy `eventId`) or one
-/// of our payment ids (its LiveTip payments' events).
+/// existed, whatever is inserted meanwhile. `q` is a provider's id (LiveTip `paymentId`;
+/// Pluggy `eventId`, `itemId` or `accountId`) or one of our payment ids (its LiveTip
+/// payments' events).
 pub async fn list(
     state: &AdminState,
     raw_query: Option<&str>,
@@ -241,7 +245,14 @@ pub async fn list(
                     .map(|b| b.livetip_payment_id),
             );
         }
-        select = select.filter(webhook_event::Column::ProviderEventId.is_in(ids));
+        // A Pluggy item's or account's events; a `q` longer than any Pluggy id cannot be one.
+        let mut matches = Condition::any().add(webhook_event::Column::ProviderEventId.is_in(ids));
+        if q.chars().count() <= bounds::PLUGGY_ID {
+            matches = matches
+                .add(webhook_event::Column::PluggyItemId.eq(q))
+                .add(webhook_event::Column::PluggyAccountId.eq(q));
+        }
+        select = select.filter(matches);
     }
     if let Some(cursor) = query::text(&params, "cursor") {
         let (at, id) = Cursor::parse(cursor)?;

@@ -41,6 +41,8 @@ pub const COLUMNS: &[(&str, &str, usize)] = &[
     ("webhook_events", "event", EVENT_NAME),
     ("webhook_events", "provider_event_id", PROVIDER_EVENT_ID),
     ("webhook_events", "dedupe_key", DEDUPE_KEY),
+    ("webhook_events", "pluggy_item_id", PLUGGY_ID),
+    ("webhook_events", "pluggy_account_id", PLUGGY_ID),
     ("webhook_logs", "event", EVENT_NAME),
     ("payments", "user_name", USER_NAME),
     ("payments", "amount", AMOUNT_TEXT),

@@ -14,6 +14,10 @@ pub struct PluggyHead {
     pub event_id: Option<String>,
     /// `clientId`, present on newer deliveries.
     pub client_id: Option<String>,
+    /// `itemId`: the item the event is about (item, account and transaction events).
+    pub item_id: Option<String>,
+    /// `accountId`: the account of an account or transaction event.
+    pub account_id: Option<String>,
 }
 
 /// Id fields the worker stores, each with its bound.
@@ -61,6 +65,8 @@ pub fn parse_head(body: &[u8]) -> Result<PluggyHead, PayloadError> {
         event,
         event_id: id_like(map.get("eventId")),
         client_id: id_like(map.get("clientId")),
+        item_id: id_like(map.get("itemId")),
+        account_id: id_like(map.get("accountId")),
     })
 }
 
@@ -70,14 +76,17 @@ mod tests {
 
     #[test]
     fn reads_event_and_ids() {
-        let head =
-            parse_head(br#"{"event":"item/updated","eventId":"e1","itemId":"i","clientId":"c"}"#);
+        let head = parse_head(
+            br#"{"event":"transactions/deleted","eventId":"e1","itemId":"i","accountId":"a","clientId":"c"}"#,
+        );
         assert_eq!(
             head,
             Ok(PluggyHead {
-                event: "item/updated".into(),
+                event: "transactions/deleted".into(),
                 event_id: Some("e1".into()),
-                client_id: Some("c".into())
+                client_id: Some("c".into()),
+                item_id: Some("i".into()),
+                account_id: Some("a".into()),
             })
         );
         // `id` names the entity (a connector, an item), never the event.

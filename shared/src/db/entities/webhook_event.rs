@@ -58,6 +58,10 @@ pub struct Model {
     pub dedupe_key: String,
     /// Provider's own id for the event or payment.
     pub provider_event_id: Option<String>,
+    /// Pluggy's `itemId`, so an operator finds an item's events (`GET /events?q=`).
+    pub pluggy_item_id: Option<String>,
+    /// Pluggy's `accountId` (account and transaction events), for the same search.
+    pub pluggy_account_id: Option<String>,
     /// The request body, byte for byte.
     pub payload: Vec<u8>,
     /// When the gateway received the first copy.

@@ -11,6 +11,7 @@ mod m20261123_000006_create_bank_transactions;
 mod m20261129_000007_payment_settlement;
 mod m20261129_000008_mark_deleted_accounts;
 mod m20261129_000009_event_lookups;
+mod m20261129_000010_event_search;
 
 /// Every migration, in order.
 #[derive(Debug)]
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000007_payment_settlement::Migration),
             Box::new(m20261129_000008_mark_deleted_accounts::Migration),
             Box::new(m20261129_000009_event_lookups::Migration),
+            Box::new(m20261129_000010_event_search::Migration),
         ]
     }
 }
