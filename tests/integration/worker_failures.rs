@@ -100,6 +100,7 @@ async fn poison_is_dead_lettered_with_its_reason_and_replay_brings_it_back_uncha
             event: Some("payment_confirmed".into()),
             all: true,
             dry_run: true,
+            request_id: None,
         },
     )
     .await
@@ -123,6 +124,7 @@ async fn poison_is_dead_lettered_with_its_reason_and_replay_brings_it_back_uncha
             event: Some("payment_confirmed".into()),
             all: true,
             dry_run: false,
+            request_id: None,
         },
     )
     .await
@@ -258,6 +260,7 @@ async fn an_event_that_keeps_failing_is_dead_lettered_after_the_attempt_limit() 
             event: None,
             all: true,
             dry_run: false,
+            request_id: None,
         },
     )
     .await

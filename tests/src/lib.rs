@@ -7,6 +7,7 @@
 
 pub mod books;
 pub mod broker;
+pub mod browser;
 pub mod database;
 pub mod fake_pluggy;
 pub mod gateway;

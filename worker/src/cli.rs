@@ -72,18 +72,11 @@ async fn migrate(settings: &WorkerSettings) -> ExitCode {
 
 async fn dead_letters(settings: WorkerSettings, command: DlqCommand) -> ExitCode {
     // A refused replay is refused before anything connects.
-    if let DlqCommand::Replay {
-        provider,
-        event,
-        all,
-        dry_run,
-    } = &command
+    if let Some(filter) = replay_filter(&command)
+        && let Err(refused) = filter.check()
     {
-        let filter = replay_filter(*provider, event.clone(), *all, *dry_run);
-        if let Err(refused) = filter.check() {
-            eprintln!("{refused}");
-            return ExitCode::from(2);
-        }
+        eprintln!("{refused}");
+        return ExitCode::from(2);
     }
     let topology = settings.topology();
     let stop = CancellationToken::new();
@@ -103,19 +96,20 @@ async fn dead_letters(settings: WorkerSettings, command: DlqCommand) -> ExitCode
         tracing::error!("cannot reach the broker at AMQP_URL");
         ExitCode::FAILURE
     } else {
-        match command {
+        match &command {
             DlqCommand::List { provider, limit } => {
-                match dlq::list(&link, &topology, provider, limit).await {
+                match dlq::list(&link, &topology, *provider, *limit).await {
                     Ok(letters) => {
                         for l in &letters {
                             println!(
-                                "{}\t{}\tattempts={}\t{}\t{}\t{} bytes\t{}",
+                                "{}\t{}\tattempts={}\t{}\t{}\t{} bytes\trequest={}\t{}",
                                 l.provider,
                                 l.event,
                                 l.attempts,
                                 l.class,
                                 l.dead_at,
                                 l.bytes,
+                                l.request_id,
                                 l.reason
                             );
                         }
@@ -125,16 +119,15 @@ async fn dead_letters(settings: WorkerSettings, command: DlqCommand) -> ExitCode
                     Err(error) => fail("dlq list failed", &error),
                 }
             }
-            DlqCommand::Replay {
-                provider,
-                event,
-                all,
-                dry_run,
-            } => {
-                let filter = replay_filter(provider, event, all, dry_run);
+            DlqCommand::Replay { .. } => {
+                let filter = replay_filter(&command).unwrap_or_default();
                 match dlq::replay(&link, &topology, &filter).await {
                     Ok(report) => {
-                        let verb = if dry_run { "would replay" } else { "replayed" };
+                        let verb = if filter.dry_run {
+                            "would replay"
+                        } else {
+                            "replayed"
+                        };
                         println!(
                             "{verb} {} dead letter(s); {} kept",
                             report.replayed, report.kept
@@ -151,17 +144,23 @@ async fn dead_letters(settings: WorkerSettings, command: DlqCommand) -> ExitCode
     code
 }
 
-fn replay_filter(
-    provider: Option<shared::Provider>,
-    event: Option<String>,
-    all: bool,
-    dry_run: bool,
-) -> dlq::ReplayFilter {
-    dlq::ReplayFilter {
-        provider,
-        event,
-        all,
-        dry_run,
+/// The replay filter `command` asks for; `None` for a command that replays nothing.
+fn replay_filter(command: &DlqCommand) -> Option<dlq::ReplayFilter> {
+    match command {
+        DlqCommand::Replay {
+            provider,
+            event,
+            request_id,
+            all,
+            dry_run,
+        } => Some(dlq::ReplayFilter {
+            provider: *provider,
+            event: event.clone(),
+            request_id: request_id.clone(),
+            all: *all,
+            dry_run: *dry_run,
+        }),
+        DlqCommand::List { .. } => None,
     }
 }
 

@@ -81,6 +81,10 @@ pub enum DlqCommand {
         /// Only dead letters of this event (`item/updated`, `payment_confirmed`).
         #[arg(long)]
         event: Option<String>,
+        /// Only the dead letter of this gateway request id (`dlq list` shows it): one
+        /// event.
+        #[arg(long)]
+        request_id: Option<String>,
         /// Replay everything (required when no filter is given).
         #[arg(long)]
         all: bool,

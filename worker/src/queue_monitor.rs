@@ -1,17 +1,13 @@
-//! Queue depth, consumers and dead-letter age, read from the broker periodically.
-//!
-//! Depth and consumer counts come from passive declarations (cheap, exact). The age of
-//! the oldest dead letter is read by peeking at the head of each dead-letter queue and
-//! handing it straight back: those queues have no consumers and no expiry, so a peek
-//! changes nothing. The work queues' age is measured as messages are consumed (see
-//! `event`, `batch`), because peeking there would compete with the consumers.
+//! Queue depth, consumers and dead-letter age, read from the broker periodically
+//! (`shared::amqp::queue_depths`). The work queues' age is measured as messages are
+//! consumed (see `event`, `batch`), because peeking there would compete with the
+//! consumers.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use lapin::options::{BasicGetOptions, BasicNackOptions, QueueDeclareOptions};
-use lapin::types::{AMQPValue, FieldTable};
-use shared::Provider;
+use shared::amqp::PublishError;
+use shared::amqp::queue_depths::{self, QueueKind};
 use tokio_util::sync::CancellationToken;
 
 use crate::context::WorkerContext;
@@ -38,78 +34,28 @@ pub async fn run(ctx: std::sync::Arc<WorkerContext>, shutdown: CancellationToken
     }
 }
 
-async fn sample(ctx: &WorkerContext) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let channel = ctx.link.open_channel().await?;
-    let passive = QueueDeclareOptions {
-        passive: true,
-        ..QueueDeclareOptions::default()
-    };
-    let mut queues: Vec<(String, &'static str)> = Vec::new();
-    for provider in Provider::ALL {
-        queues.push((ctx.topology.work_queue(provider), "work"));
-        queues.push((ctx.topology.dead_letter_queue(provider), "dead"));
-    }
-    for delay in ctx.topology.retry_delays() {
-        queues.push((ctx.topology.retry_exchange(*delay), "retry"));
-    }
-    for (queue, kind) in &queues {
-        let declared = channel
-            .queue_declare(queue.as_str().into(), passive, FieldTable::default())
-            .await?;
-        let depth = f64::from(declared.message_count());
-        metrics::gauge!("hookwire_queue_messages", "queue" => queue.clone(), "kind" => *kind)
+async fn sample(ctx: &WorkerContext) -> Result<(), PublishError> {
+    for reading in queue_depths::read(&ctx.link, &ctx.topology).await? {
+        let (queue, kind) = (reading.queue, reading.kind.as_str());
+        let Some(depth) = reading.messages.map(f64::from) else {
+            continue;
+        };
+        metrics::gauge!("hookwire_queue_messages", "queue" => queue.clone(), "kind" => kind)
             .set(depth);
-        metrics::gauge!("hookwire_queue_consumers", "queue" => queue.clone(), "kind" => *kind)
-            .set(f64::from(declared.consumer_count()));
-        let age = match *kind {
-            "dead" if depth > 0.0 => peek_dead_at(&channel, queue)
-                .await?
+        metrics::gauge!("hookwire_queue_consumers", "queue" => queue.clone(), "kind" => kind)
+            .set(f64::from(reading.consumers.unwrap_or(0)));
+        let age = match reading.kind {
+            // Measured as messages are consumed.
+            QueueKind::Work if depth > 0.0 => continue,
+            QueueKind::Dead => reading
+                .oldest_dead_at
                 .map_or(0.0, |at| (Utc::now() - at).as_seconds_f64().max(0.0)),
-            "work" if depth > 0.0 => continue,
             _ => 0.0,
         };
-        metrics::gauge!("hookwire_queue_oldest_message_age_seconds", "queue" => queue.clone(), "kind" => *kind)
+        metrics::gauge!("hookwire_queue_oldest_message_age_seconds", "queue" => queue, "kind" => kind)
             .set(age);
     }
-    let _ = channel.close(200, "sampled".into()).await;
     Ok(())
-}
-
-/// When the dead letter at the head was dead-lettered; the message goes back unchanged.
-async fn peek_dead_at(
-    channel: &lapin::Channel,
-    queue: &str,
-) -> Result<Option<DateTime<Utc>>, lapin::Error> {
-    let Some(message) = channel
-        .basic_get(queue.into(), BasicGetOptions { no_ack: false })
-        .await?
-    else {
-        return Ok(None);
-    };
-    let at = message
-        .delivery
-        .properties
-        .headers()
-        .as_ref()
-        .and_then(|h| {
-            h.inner()
-                .get(&lapin::types::ShortString::from(crate::dead_header::AT))
-                .cloned()
-        })
-        .and_then(|v| match v {
-            AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
-            _ => None,
-        })
-        .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
-        .map(|t| t.with_timezone(&Utc));
-    message
-        .delivery
-        .nack(BasicNackOptions {
-            requeue: true,
-            ..BasicNackOptions::default()
-        })
-        .await?;
-    Ok(at)
 }
 
 /// Records the age of a message just taken off a work queue: in a FIFO queue with

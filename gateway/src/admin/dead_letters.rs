@@ -43,7 +43,7 @@ pub async fn list(
     ))
 }
 
-/// `POST /dead-letters/replay {"provider"?, "event"?, "all"?, "dryRun"?}`.
+/// `POST /dead-letters/replay {"provider"?, "event"?, "requestId"?, "all"?, "dryRun"?}`.
 pub async fn replay(
     state: &AdminState,
     request: Request<Incoming>,
@@ -66,6 +66,7 @@ pub async fn replay(
     let filter = ReplayFilter {
         provider: text("provider")?.as_deref().map(provider).transpose()?,
         event: text("event")?,
+        request_id: text("requestId")?,
         all: flag("all")?,
         dry_run: flag("dryRun")?,
     };
@@ -86,6 +87,7 @@ pub async fn replay(
     tracing::info!(
         provider = filter.provider.map(Provider::as_str),
         event = filter.event.as_deref(),
+        request_id = filter.request_id.as_deref(),
         dry_run = filter.dry_run,
         replayed = report.replayed,
         kept = report.kept,

@@ -1,10 +1,14 @@
-//! The admin listener: the LiveTip specification's monitoring routes, the payments API
-//! and the development-only test webhook. Separate from the public listener, every
-//! route behind a bearer token, and the only part of the gateway that uses the database.
+//! The admin listener: the LiveTip specification's monitoring routes, the payments API,
+//! events and dead letters, the console page over them, and the development-only test
+//! webhook. Separate from the public listener, every data route behind a bearer token
+//! (the console's assets hold no data), and the only part of the gateway that uses the
+//! database.
 
+pub mod console;
 pub mod dead_letters;
 pub mod events;
 pub mod monitoring;
+pub mod overview;
 pub mod payments;
 pub mod query;
 
@@ -113,6 +117,12 @@ async fn route(
 ) -> Result<Response<Full<Bytes>>, ApiError> {
     let path = request.uri().path().to_owned();
     let method = request.method().clone();
+    // The console's assets hold no data: the page must load to ask for the token.
+    if method == Method::GET
+        && let Some(asset) = console::asset(&path)
+    {
+        return Ok(asset);
+    }
     // Unknown paths get 404 only after authentication: the surface stays unmapped.
     authorize(state, &request)?;
     let allow = |allowed: &'static str, ok: bool| {
@@ -143,6 +153,10 @@ async fn route(
         "/dead-letters/replay" => {
             allow("POST", method == Method::POST)?;
             dead_letters::replay(state, request).await
+        }
+        "/overview" => {
+            allow("GET", method == Method::GET)?;
+            overview::get(state).await
         }
         "/events" => {
             allow("GET", method == Method::GET)?;

@@ -46,6 +46,8 @@ pub struct ReplayFilter {
     pub provider: Option<Provider>,
     /// Only this event's (`item/updated`, `payment_confirmed`).
     pub event: Option<String>,
+    /// Only the letter of this gateway request (its message id): one event.
+    pub request_id: Option<String>,
     /// Everything: required to replay with no filter.
     pub all: bool,
     /// Count what would be replayed; change nothing.
@@ -56,11 +58,16 @@ impl ReplayFilter {
     /// Replaying every dead letter is asked for explicitly; a dry run changes nothing,
     /// so it lists everything without being asked twice.
     pub fn check(&self) -> Result<(), &'static str> {
-        if self.all || self.dry_run || self.provider.is_some() || self.event.is_some() {
+        if self.all
+            || self.dry_run
+            || self.provider.is_some()
+            || self.event.is_some()
+            || self.request_id.is_some()
+        {
             Ok(())
         } else {
             Err(
-                "refusing to replay every dead letter without `all` (or narrow it by provider or event)",
+                "refusing to replay every dead letter without `all` (or narrow it by provider, event or request id)",
             )
         }
     }
@@ -134,6 +141,7 @@ pub async fn replay(
     // before the start is never later than it.
     let started = Utc::now();
     let (provider, event, dry_run) = (filter.provider, filter.event.as_deref(), filter.dry_run);
+    let request_id = filter.request_id.as_deref();
     let mut report = ReplayReport::default();
     let exchange = topology.events_exchange();
     for provider in providers(provider) {
@@ -154,7 +162,9 @@ pub async fn replay(
             if dead_since_start {
                 continue;
             }
-            if event.is_some_and(|e| e != letter.event) {
+            if event.is_some_and(|e| e != letter.event)
+                || request_id.is_some_and(|r| r != letter.request_id)
+            {
                 report.kept += 1;
                 continue;
             }

@@ -3,6 +3,7 @@
 pub mod dead_header;
 pub mod dead_letters;
 pub mod link;
+pub mod queue_depths;
 pub mod topology;
 
 pub use link::{BrokerLink, LinkConfig, PublishError, TopologyScope, check_url};

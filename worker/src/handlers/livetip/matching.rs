@@ -154,7 +154,7 @@ pub async fn candidates<C: ConnectionTrait>(
 
 /// The pending and underpaid payments of `senders`, oldest first, in one query (a
 /// batch's read for all its events). Per sender and status an equality, like
-/// [`open_payments`], so the (user_name, status, created_at) index answers it.
+/// `open_payments`, so the (user_name, status, created_at) index answers it.
 pub async fn open_payments_of<C: ConnectionTrait>(
     db: &C,
     senders: &std::collections::HashSet<String>,
