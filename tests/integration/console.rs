@@ -105,7 +105,7 @@ async fn the_console_finds_an_event_and_follows_it_to_its_payment() {
         // The search's answer (before it, the page listed all three events).
         browser
             .wait_text("#view caption", "one event found", |t| {
-                t.starts_with("1 events")
+                t.starts_with("1 event on this page")
             })
             .await?;
         browser.click_link("lt-console-1").await?;

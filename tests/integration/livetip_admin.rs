@@ -476,6 +476,24 @@ async fn without_a_database_admin_answers_503_and_ingest_goes_on() {
         assert_eq!(response.status, 503, "{path}");
         assert_eq!(response.json()["error"], "database unavailable");
     }
+    // The console's overview still shows the queues (and signs in through `/healthz`).
+    let overview = admin(gw.admin, Method::GET, "/overview", None).await;
+    assert_eq!(overview.status, 200);
+    let overview = overview.json();
+    assert_eq!(
+        (
+            &overview["databaseReachable"],
+            &overview["eventsPerMinute"],
+            &overview["brokerReachable"]
+        ),
+        (&json!(false), &Value::Null, &json!(true)),
+        "{overview}"
+    );
+    assert!(overview["queues"].as_array().is_some_and(|q| !q.is_empty()));
+    assert_eq!(
+        admin(gw.admin, Method::GET, "/healthz", None).await.status,
+        200
+    );
     let headers = [
         ("content-type", "application/json"),
         ("x-livetip-webhook-secret-token", LIVETIP_TOKEN),

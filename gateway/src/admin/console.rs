@@ -21,7 +21,7 @@ const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
 /// The asset at `path`, if it is one.
 pub fn asset(path: &str) -> Option<Response<Full<Bytes>>> {
     let (body, content_type) = match path {
-        "/" | "/index.html" => (PAGE, "text/html; charset=utf-8"),
+        "/" => (PAGE, "text/html; charset=utf-8"),
         "/console.js" => (SCRIPT, "text/javascript; charset=utf-8"),
         "/console.css" => (STYLE, "text/css; charset=utf-8"),
         _ => return None,

@@ -22,25 +22,30 @@ use crate::error::{ApiError, json_response};
 /// The chart's window, in minutes.
 const WINDOW_MINUTES: i64 = 60;
 
-/// `GET /overview`. The database is required (503 without it, as every data route);
-/// the broker is not: without it the queues are `null` and `brokerReachable` false,
-/// which is itself what the operator needs to see.
+/// `GET /overview`. Each half stands without the other's store: without the database
+/// `eventsPerMinute` is `null` and `databaseReachable` false; without the broker
+/// `queues` is `null` and `brokerReachable` false. An outage of either is what the
+/// operator opens this page to see.
 pub async fn get(state: &AdminState) -> Result<Response<Full<Bytes>>, ApiError> {
     let now = Utc::now();
     let db = &state.db;
-    let minutes = per_minute(db, now)
-        .await
-        .map_err(ApiError::DatabaseUnavailable)?;
+    let minutes = match per_minute(db, now).await {
+        Ok(minutes) => Some(minutes),
+        Err(error) => {
+            tracing::warn!(%error, "overview without the database");
+            None
+        }
+    };
     let queues = match queue_depths::read(&state.app.link, state.app.link.topology()).await {
         Ok(readings) => {
             let mut listed = Vec::with_capacity(readings.len());
             for reading in &readings {
-                listed.push(queue_json(db, reading, now).await?);
+                listed.push(queue_json(db, reading, now).await);
             }
             Some(listed)
         }
         Err(error) => {
-            tracing::debug!(%error, "overview without queue depths");
+            tracing::warn!(%error, "overview without queue depths");
             None
         }
     };
@@ -49,6 +54,7 @@ pub async fn get(state: &AdminState) -> Result<Response<Full<Bytes>>, ApiError> 
         &json!({
             "generatedAt": now.to_rfc3339_opts(SecondsFormat::Secs, true),
             "windowMinutes": WINDOW_MINUTES,
+            "databaseReachable": minutes.is_some(),
             "eventsPerMinute": minutes,
             "brokerReachable": queues.is_some(),
             "queues": queues,
@@ -66,7 +72,7 @@ async fn per_minute(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<Vec<V
         .unwrap_or(now);
     let start = end - Duration::minutes(WINDOW_MINUTES);
     let backend = db.get_database_backend();
-    // Grouping by minute is the one thing the two backends spell differently.
+    // The two backends spell grouping by minute, and their placeholders, differently.
     let minute = match backend {
         DatabaseBackend::Postgres => {
             "to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI')"
@@ -104,25 +110,29 @@ async fn per_minute(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<Vec<V
         .collect())
 }
 
-async fn queue_json(
-    db: &DatabaseConnection,
-    reading: &QueueDepth,
-    now: DateTime<Utc>,
-) -> Result<Value, ApiError> {
+async fn queue_json(db: &DatabaseConnection, reading: &QueueDepth, now: DateTime<Utc>) -> Value {
     let seconds = |at: DateTime<Utc>| (now - at).num_milliseconds().max(0) as f64 / 1000.0;
     let (age, estimated) = match (reading.kind, reading.messages) {
         (_, None | Some(0)) => (None, false),
         (QueueKind::Dead, Some(_)) => (reading.oldest_dead_at.map(seconds), false),
-        // A work queue is never peeked (see `queue_depths`); FIFO, its messages came
-        // after the newest event the workers recorded, so that event's receipt dates
-        // the wait (retried events, older, may wait longer).
+        // A work queue is never peeked (see `queue_depths`). FIFO, its messages came
+        // after the newest event the workers recorded, so the time since that event's
+        // receipt bounds the wait from above (a retried event, older, may exceed it;
+        // with sparse traffic the bound is loose).
         (QueueKind::Work, Some(_)) => match reading.provider {
-            Some(provider) => (newest_recorded(db, provider).await?.map(seconds), true),
+            Some(provider) => (
+                newest_recorded(db, provider)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(seconds),
+                true,
+            ),
             None => (None, false),
         },
         (QueueKind::Retry | QueueKind::Rejected, Some(_)) => (None, false),
     };
-    Ok(json!({
+    json!({
         "queue": reading.queue,
         "kind": reading.kind.as_str(),
         "provider": reading.provider.map(Provider::as_str),
@@ -130,14 +140,14 @@ async fn queue_json(
         "consumers": reading.consumers,
         "oldestAgeSeconds": age,
         "ageIsEstimate": estimated,
-    }))
+    })
 }
 
 /// Receipt time of the newest event of `provider` the workers recorded.
 async fn newest_recorded(
     db: &DatabaseConnection,
     provider: Provider,
-) -> Result<Option<DateTime<Utc>>, ApiError> {
+) -> Result<Option<DateTime<Utc>>, DbErr> {
     webhook_event::Entity::find()
         .select_only()
         .column(webhook_event::Column::ReceivedAt)
@@ -147,5 +157,4 @@ async fn newest_recorded(
         .into_tuple::<DateTime<Utc>>()
         .one(db)
         .await
-        .map_err(ApiError::DatabaseUnavailable)
 }

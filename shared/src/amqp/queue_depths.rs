@@ -112,9 +112,15 @@ pub async fn read(link: &BrokerLink, topology: &Topology) -> Result<Vec<QueueDep
                 reading.messages = Some(declared.message_count());
                 reading.consumers = Some(declared.consumer_count());
                 if kind == QueueKind::Dead && declared.message_count() > 0 {
-                    reading.oldest_dead_at = peek_dead_at(&channel, &reading.queue)
-                        .await
-                        .map_err(PublishError::Broker)?;
+                    // The depth stands without the age; a failed peek closed the
+                    // channel, so the next queue gets a new one.
+                    match peek_dead_at(&channel, &reading.queue).await {
+                        Ok(at) => reading.oldest_dead_at = at,
+                        Err(error) => {
+                            tracing::warn!(%error, queue = %reading.queue, "dead-letter age not read");
+                            channel = link.open_channel().await?;
+                        }
+                    }
                 }
             }
             // The broker closes a channel on a missing queue: go on with a new one.

@@ -10,6 +10,9 @@ const STATUS_COLOURS = {
   dead: '#cf222e', processing: '#0969da',
 };
 let refreshTimer = null;
+// Each render's number: a page whose requests answer after the operator moved on
+// must not replace the page they moved to.
+let generation = 0;
 
 class SignedOut extends Error {}
 class ApiFailure extends Error {
@@ -80,9 +83,12 @@ function fields(pairs) {
     pairs.filter(([, v]) => v !== undefined).flatMap(([k, v]) => [el('dt', { text: k }), el('dd', {}, v ?? '—')]));
 }
 
-function show(...nodes) {
+/** Replaces the page, unless the operator has moved on since render `mine` began. */
+function show(mine, ...nodes) {
+  if (mine !== generation) return false;
   const view = document.getElementById('view');
   view.replaceChildren(...nodes.flat().filter((n) => n !== null && n !== undefined));
+  return true;
 }
 
 function failure(error) {
@@ -99,12 +105,17 @@ function route() {
 
 function go(path, params) {
   const query = params ? new URLSearchParams([...params].filter(([, v]) => v !== '')).toString() : '';
-  location.hash = query ? `${path}?${query}` : path;
+  const target = `#${query ? `${path}?${query}` : path}`;
+  // The same filters again: no hashchange, so render here (the data may have moved).
+  if (location.hash === target) render();
+  else location.hash = target;
 }
 
 async function render() {
-  clearInterval(refreshTimer);
+  clearTimeout(refreshTimer);
   refreshTimer = null;
+  generation += 1;
+  const mine = generation;
   const { parts, params } = route();
   const section = parts[0] || 'overview';
   for (const link of document.querySelectorAll('nav a')) {
@@ -112,23 +123,31 @@ async function render() {
     else link.removeAttribute('aria-current');
   }
   try {
-    if (section === 'overview') await overview();
-    else if (section === 'events' && parts[1]) await oneEvent(parts[1]);
-    else if (section === 'events') await events(params);
-    else if (section === 'dead-letters') await deadLetters(params);
-    else if (section === 'payments' && parts[1]) await onePayment(parts[1]);
-    else if (section === 'payments') await payments(params);
-    else show(el('h1', { text: 'Not found' }), el('p', {}, el('a', { href: '#/', text: 'Overview' })));
+    if (section === 'overview') await overview(mine);
+    else if (section === 'events' && parts[1]) await oneEvent(mine, parts[1]);
+    else if (section === 'events') await events(mine, params);
+    else if (section === 'dead-letters') await deadLetters(mine, params);
+    else if (section === 'payments' && parts[1]) await onePayment(mine, parts[1]);
+    else if (section === 'payments') await payments(mine, params);
+    else show(mine, el('h1', { text: 'Not found' }), el('p', {}, el('a', { href: '#/', text: 'Overview' })));
   } catch (error) {
+    if (mine !== generation) return;
     if (error instanceof SignedOut) signIn('');
-    else show(failure(error));
+    else show(mine, el('h1', { text: 'Could not load this page' }), failure(error));
+  }
+  // Keyboard and screen-reader users land on the new page's heading.
+  const heading = mine === generation ? document.querySelector('#view h1') : null;
+  if (heading) {
+    heading.tabIndex = -1;
+    heading.focus({ preventScroll: true });
   }
 }
 
 // ---- sign-in ------------------------------------------------------------------
 
 function signIn(message) {
-  clearInterval(refreshTimer);
+  clearTimeout(refreshTimer);
+  generation += 1;
   document.getElementById('nav').hidden = true;
   document.getElementById('view').replaceChildren();
   document.getElementById('sign-in').hidden = false;
@@ -150,7 +169,7 @@ async function boot() {
     sessionStorage.setItem(TOKEN_KEY, input.value.trim());
     input.value = '';
     try {
-      await api('/webhook-stats');
+      await api('/healthz');
       await start();
     } catch (error) {
       sessionStorage.removeItem(TOKEN_KEY);
@@ -164,7 +183,9 @@ async function boot() {
   });
   try {
     // Without ADMIN_TOKEN (loopback only) the API answers as it is: no sign-in.
-    await api('/webhook-stats');
+    // `/healthz` checks the token and needs no database: the console works (dead
+    // letters, queues) while the database is away.
+    await api('/healthz');
     await start();
   } catch (error) {
     signIn(error instanceof SignedOut ? '' : `Could not reach the API: ${error.message}`);
@@ -192,7 +213,7 @@ function chart(minutes) {
       y -= h;
       const rect = svg('rect', { x: i * bar + 0.5, y, width: Math.max(bar - 1, 1), height: h, fill: STATUS_COLOURS[status] });
       rect.append(svg('title', {}));
-      rect.firstChild.textContent = `${m.minute}: ${n} ${status}`;
+      rect.firstChild.textContent = `${new Date(m.minute).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}: ${n} ${status}`;
       root.append(rect);
     }
   });
@@ -203,7 +224,11 @@ function chart(minutes) {
   }));
   const axis = el('div', { class: 'axis muted', 'aria-hidden': 'true' },
     el('span', { text: `${minutes.length} min ago` }), el('span', { text: `peak ${peak}/min` }), el('span', { text: 'now' }));
-  return el('div', { class: 'chart' }, root, axis, legend,
+  const figures = minutes.filter((m) => Object.keys(m.counts).length).map((m) => [
+    new Date(m.minute).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }),
+    Object.entries(m.counts).map(([k, v]) => `${v} ${k}`).join(', ')]);
+  const readable = el('div', { class: 'sr-only' }, table(['Minute', 'Events'], figures, 'Events per minute'));
+  return el('div', { class: 'chart' }, root, readable, axis, legend,
     el('p', { class: 'muted', id: 'events-last-hour', text: `${all} events received in the last hour` }));
 }
 
@@ -213,45 +238,62 @@ function card(label, value, id) {
 
 function counts(title, object) {
   const rows = Object.entries(object || {}).map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)]);
-  return el('div', {}, el('h2', { text: title }), rows.length ? table(['', 'count'], rows) : el('p', { class: 'muted', text: 'none' }));
+  return el('div', {}, el('h2', { text: title }), rows.length ? table(['Name', 'Count'], rows) : el('p', { class: 'muted', text: 'none' }));
+}
+
+/** A route the page can do without (503 while its store is away): `null` then. */
+async function optional(path) {
+  try {
+    return await api(path);
+  } catch (error) {
+    if (error instanceof ApiFailure && error.status === 503) return null;
+    throw error;
+  }
 }
 
 async function overviewContent() {
-  const [overview, stats] = await Promise.all([api('/overview'), api('/webhook-stats')]);
+  const [overview, stats] = await Promise.all([api('/overview'), optional('/webhook-stats')]);
   const queues = overview.queues || [];
   const dead = queues.filter((q) => q.kind === 'dead');
-  const nodes = [
+  const noDatabase = el('p', { class: 'error', role: 'alert', text: 'The database is not reachable from the gateway: events and payments cannot be shown.' });
+  return [
     el('p', { class: 'muted', text: `Updated ${new Date().toLocaleTimeString()}; refreshes every ${REFRESH_MS / 1000} s.` }),
     el('div', { class: 'cards' },
-      card('Webhooks', String(stats.totalWebhooks), 'total-webhooks'),
-      card('Payments', String(stats.totalPayments), 'total-payments'),
+      stats ? [card('Webhooks', String(stats.totalWebhooks), 'total-webhooks'), card('Payments', String(stats.totalPayments), 'total-payments')] : null,
       dead.map((q) => card(`Dead letters: ${q.provider}`, q.messages ?? '?', `dead-${q.provider}`))),
     el('h2', { text: 'Events per minute, by outcome' }),
-    chart(overview.eventsPerMinute),
+    overview.eventsPerMinute ? chart(overview.eventsPerMinute) : noDatabase,
     el('h2', { text: 'Queues' }),
     overview.brokerReachable
       ? table(['Queue', 'Kind', 'Messages', 'Consumers', 'Oldest waiting'], queues.map((q) => [
         q.queue, q.kind, q.messages ?? 'absent', q.consumers ?? '—',
-        q.oldestAgeSeconds === null ? '—' : `${q.ageIsEstimate ? '≈ ' : ''}${duration(q.oldestAgeSeconds)}`,
+        // A work queue's age is an upper bound (see the README): "at most".
+        q.oldestAgeSeconds === null ? '—' : `${q.ageIsEstimate ? '≤ ' : ''}${duration(q.oldestAgeSeconds)}`,
       ]))
       : el('p', { class: 'error', role: 'alert', text: 'The broker is not reachable from the gateway.' }),
-    counts('Events by name', stats.eventCounts),
-    counts('Events by status', stats.statusCounts),
-    counts('Payments', stats.paymentStats),
+    stats ? [counts('Events by name', stats.eventCounts), counts('Events by status', stats.statusCounts), counts('Payments', stats.paymentStats)] : null,
   ];
-  return nodes;
 }
 
-async function overview() {
+async function overview(mine) {
   const body = el('div', { id: 'overview-body' }, ...(await overviewContent()));
-  show(el('h1', { text: 'Overview' }), body);
-  refreshTimer = setInterval(async () => {
+  const stale = el('p', { class: 'error', role: 'status', id: 'overview-stale' });
+  if (!show(mine, el('h1', { text: 'Overview' }), stale, body)) return;
+  // One refresh after the other (never two at once), while this page is shown.
+  const refresh = async () => {
     try {
-      body.replaceChildren(...(await overviewContent()));
+      const fresh = await overviewContent();
+      if (mine !== generation) return;
+      body.replaceChildren(...fresh.flat().filter((n) => n !== null));
+      stale.textContent = '';
     } catch (error) {
-      if (error instanceof SignedOut) signIn('');
+      if (mine !== generation) return;
+      if (error instanceof SignedOut) { signIn(''); return; }
+      stale.textContent = `Not refreshed at ${new Date().toLocaleTimeString()}: ${error.message}. The figures below are older.`;
     }
-  }, REFRESH_MS);
+    if (mine === generation) refreshTimer = setTimeout(refresh, REFRESH_MS);
+  };
+  refreshTimer = setTimeout(refresh, REFRESH_MS);
 }
 
 // ---- events -------------------------------------------------------------------
@@ -275,7 +317,7 @@ function localInput(iso) {
   return input;
 }
 
-async function events(params) {
+async function events(mine, params) {
   const form = el('form', { class: 'filters', role: 'search' },
     control('Search', 'q', el('input', { type: 'search', value: params.get('q') || '', placeholder: 'paymentId, eventId, itemId, accountId or HW-…' })),
     control('Provider', 'provider', select([['', 'any'], ['livetip', 'LiveTip'], ['pluggy', 'Pluggy']], params.get('provider') || '')),
@@ -305,8 +347,8 @@ async function events(params) {
   const pager = el('div', { class: 'pager' },
     params.get('cursor') ? el('button', { type: 'button', text: 'First page', onclick: () => { params.delete('cursor'); go('/events', params); } }) : null,
     listing.nextCursor ? el('button', { type: 'button', text: 'Next page', onclick: () => { params.set('cursor', listing.nextCursor); go('/events', params); } }) : null);
-  show(el('h1', { text: 'Events' }), form,
-    rows.length ? table(['Received', 'Provider', 'Event', 'Status', 'Attempts', 'Id'], rows, `${listing.count} events, newest first`)
+  show(mine, el('h1', { text: 'Events' }), form,
+    rows.length ? table(['Received', 'Provider', 'Event', 'Status', 'Attempts', 'Id'], rows, `${listing.count} ${listing.count === 1 ? 'event' : 'events'} on this page, newest first`)
       : el('p', { class: 'muted', text: 'No event matches.' }),
     pager);
 }
@@ -338,13 +380,13 @@ function touched(t) {
   return nodes.length ? nodes : [el('p', { class: 'muted', text: 'Nothing recorded.' })];
 }
 
-async function oneEvent(key) {
+async function oneEvent(mine, key) {
   const e = await api(`/events/${encodeURIComponent(key)}`);
   const steps = [{ at: e.receivedAt, text: 'received by the gateway' }];
   for (const log of e.logs) steps.push({ at: log.timestamp, text: `${log.type}: ${log.status}${log.event ? ` (${log.event})` : ''}` });
   if (e.processedAt) steps.push({ at: e.processedAt, text: `settled: ${e.status}` });
   steps.sort((a, b) => new Date(a.at) - new Date(b.at));
-  show(
+  show(mine,
     el('h1', { text: `${e.provider} ${e.event}` }),
     e.traceUrl ? el('p', {}, el('a', { href: e.traceUrl, target: '_blank', rel: 'noopener noreferrer', id: 'open-trace', text: 'Open trace' })) : null,
     fields([
@@ -385,11 +427,11 @@ async function replay(filter, describe) {
     return;
   }
   const done = await api('/dead-letters/replay', { method: 'POST', body: filter });
-  status.textContent = `Replayed ${done.replayed} dead letter(s).`;
-  await deadLetters(route().params, status.textContent);
+  generation += 1;
+  await deadLetters(generation, route().params, `Replayed ${done.replayed} dead letter(s).`);
 }
 
-async function deadLetters(params, message) {
+async function deadLetters(mine, params, message) {
   const provider = params.get('provider') || '';
   const event = params.get('event') || '';
   const query = new URLSearchParams({ limit: '200' });
@@ -405,6 +447,9 @@ async function deadLetters(params, message) {
     const data = new FormData(form);
     go('/dead-letters', new URLSearchParams({ provider: String(data.get('provider') || ''), event: String(data.get('event') || '').trim() }));
   });
+  // Created empty and filled after it is on the page, so screen readers announce it.
+  const status = el('p', { id: 'replay-status', role: 'status' });
+  if (message) setTimeout(() => { status.textContent = message; }, 50);
   const filter = {};
   if (provider) filter.provider = provider;
   if (event) filter.event = event;
@@ -416,13 +461,14 @@ async function deadLetters(params, message) {
   });
   const rows = letters.map((l) => [
     l.provider, l.event, l.reason, l.class, String(l.attempts), when(l.deadAt),
-    el('a', { href: `#/events/${encodeURIComponent(l.requestId)}`, text: 'event' }),
-    el('button', { type: 'button', text: 'Replay', 'aria-label': `Replay the ${l.event} dead letter of ${when(l.deadAt)}`,
-      onclick: () => replay({ requestId: l.requestId }, 'of this request').catch(report) }),
+    l.requestId ? el('a', { href: `#/events/${encodeURIComponent(l.requestId)}`, text: 'open' }) : '—',
+    l.requestId ? el('button', { type: 'button', text: 'Replay', 'aria-label': `Replay the ${l.event} dead letter of ${when(l.deadAt)}`,
+      onclick: () => replay({ requestId: l.requestId }, 'of this request').catch(report) }) : '—',
   ]);
-  show(el('h1', { text: 'Dead letters' }), form,
-    el('p', { id: 'replay-status', role: 'status', text: message || '' }),
-    rows.length ? [table(['Provider', 'Event', 'Reason', 'Class', 'Attempts', 'Dead since', 'Event', ''], rows, `${rows.length} dead letters`), el('p', {}, replayAll)]
+  show(mine, el('h1', { text: 'Dead letters' }), form,
+    status,
+    rows.length ? [table(['Provider', 'Event', 'Reason', 'Class', 'Attempts', 'Dead since', 'Its event', 'Replay'], rows,
+      `${rows.length} shown (at most 200 per provider; a replay takes every one that matches)`), el('p', {}, replayAll)]
       : el('p', { class: 'muted', id: 'no-dead-letters', text: 'No dead letters.' }));
 }
 
@@ -434,7 +480,7 @@ function report(error) {
 
 // ---- payments -----------------------------------------------------------------
 
-async function payments(params) {
+async function payments(mine, params) {
   const status = params.get('status') || '';
   const form = el('form', { class: 'filters' },
     control('Status', 'status', select([['', 'any'], ...['pending', 'completed', 'failed', 'cancelled', 'underpaid'].map((s) => [s, s])], status)),
@@ -447,20 +493,20 @@ async function payments(params) {
   try {
     listing = await api(`/payments?limit=100${status ? `&status=${encodeURIComponent(status)}` : ''}`);
   } catch (error) {
-    if (error instanceof ApiFailure && error.status === 400) { show(el('h1', { text: 'Payments' }), form, failure(error)); return; }
+    if (error instanceof ApiFailure && error.status === 400) { show(mine, el('h1', { text: 'Payments' }), form, failure(error)); return; }
     throw error;
   }
   const rows = listing.payments.map((p) => [
     el('a', { href: `#/payments/${encodeURIComponent(p.id)}`, text: p.id }), p.userName, `${p.amount} ${p.currency}`, p.status, when(p.createdAt),
   ]);
-  show(el('h1', { text: 'Payments' }), form,
+  show(mine, el('h1', { text: 'Payments' }), form,
     rows.length ? table(['Payment', 'User', 'Amount', 'Status', 'Created'], rows, `${listing.count} payments, newest first`)
       : el('p', { class: 'muted', text: 'No payment matches.' }));
 }
 
-async function onePayment(id) {
+async function onePayment(mine, id) {
   const [p, moved] = await Promise.all([api(`/payments/${encodeURIComponent(id)}`), api(`/events?q=${encodeURIComponent(id)}&limit=50`)]);
-  show(el('h1', { text: `Payment ${p.id}` }),
+  show(mine, el('h1', { text: `Payment ${p.id}` }),
     fields([
       ['Status', el('span', { id: 'payment-status', text: p.status })], ['Amount', `${p.amount} ${p.currency}`],
       ['Received', p.receivedAmount ? `${p.receivedAmount} ${p.receivedCurrency}` : undefined],
