@@ -796,6 +796,59 @@ async fn pluggy_events_are_found_by_item_and_account() {
     );
 }
 
+/// Pluggy's whole event catalogue is accepted and recorded with its ids, visible in the
+/// logs API: the payments products' events (no effect yet) and
+/// `item/waiting_user_action`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pluggy_catalogue_events_are_recorded_and_listed() {
+    let s = stack(&[]).await;
+    let events = [
+        json!({"event": "payment_intent/created", "eventId": "cat-1", "paymentIntentId": "pi-1"}),
+        json!({"event": "scheduled_payment/completed", "eventId": "cat-2", "id": "sp-1"}),
+        json!({"event": "payment_refund/created", "eventId": "cat-3", "id": "rf-1"}),
+        json!({"event": "boleto/updated", "eventId": "cat-4", "id": "bo-1"}),
+        json!({"event": "automatic_pix_payment/created", "eventId": "cat-5", "id": "ap-1"}),
+        json!({"event": "payment_request/updated", "eventId": "cat-6", "paymentRequestId": "pr-1"}),
+        json!({"event": "item/waiting_user_action", "eventId": "cat-7", "itemId": "it-w"}),
+    ];
+    for body in &events {
+        assert_eq!(post_pluggy(s.gw.addr, body).await.status, 200, "{body}");
+    }
+    settled(&s.conn, events.len() as u64).await;
+    for body in &events {
+        let name = body["event"].as_str().unwrap();
+        let found = admin(
+            s.gw.admin,
+            Method::GET,
+            &format!("/events?q={}", body["eventId"].as_str().unwrap()),
+            None,
+        )
+        .await
+        .json();
+        assert_eq!(found["count"], 1, "{name}: {found}");
+        assert_eq!(found["events"][0]["event"], name);
+        let logs = admin(
+            s.gw.admin,
+            Method::GET,
+            &format!("/webhook-logs?event={name}"),
+            None,
+        )
+        .await
+        .json();
+        let entry = &logs["logs"][0];
+        assert_eq!(logs["count"], 1, "{name}: {logs}");
+        // The payload, ids included, is in the entry's data.
+        let data = entry["data"].to_string();
+        assert!(data.contains(body["eventId"].as_str().unwrap()), "{data}");
+        if name.starts_with("item/") {
+            assert_eq!(entry["type"], "webhook", "{entry}");
+        } else {
+            assert_eq!(entry["type"], "event_ignored", "{entry}");
+            assert!(data.contains("no effect yet"), "{data}");
+        }
+    }
+}
+
 /// The admin API lists and replays dead letters as `worker dlq` does (one
 /// implementation): the same letters, the same refusal to replay everything unasked,
 /// and a dry run that counts without `all`.

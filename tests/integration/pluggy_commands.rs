@@ -169,3 +169,57 @@ async fn simulate_sends_a_signed_event_that_the_gateway_queues() {
     );
     assert!(drain(&gw.queue(Provider::Pluggy)).await.is_empty());
 }
+
+/// A worker started against the fake with `BACKEND_URL` set: what its first check of
+/// the registration found (needed events missing, registrations disabled). The
+/// recorder is the test process's, shared by its workers: this is check number `nth`.
+async fn registration_seen(
+    nth: f64,
+    fake: &FakePluggy,
+    db: &hookwire_tests::database::TestDatabase,
+    gw: &hookwire_tests::gateway::TestGateway,
+) -> (f64, f64) {
+    let mut flags = fake.worker_flags();
+    flags.extend(["--backend-url".to_owned(), BACKEND.to_owned()]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let worker = hookwire_tests::worker::spawn_worker(&db.url, &gw.topology, &flags).await;
+    hookwire_tests::eventually(
+        "the registration checked",
+        std::time::Duration::from_secs(20),
+        || async {
+            let metrics = hookwire_tests::scrape(worker.health).await;
+            let value = |name| hookwire_tests::metric_value(&metrics, name, &[]);
+            (value("hookwire_pluggy_webhook_checks_total") >= nth).then(|| {
+                (
+                    value("hookwire_pluggy_webhook_events_missing"),
+                    value("hookwire_pluggy_webhook_disabled"),
+                )
+            })
+        },
+    )
+    .await
+}
+
+/// The worker checks at start-up that Pluggy will deliver every event it needs to
+/// `BACKEND_URL`: a missing registration, then one Pluggy disabled, are reported (the
+/// metrics an alert watches); `setup-webhook`, then `setup-webhook --force`, repair them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_checks_its_webhook_registration_and_setup_repairs_it() {
+    let fake = FakePluggy::start().await;
+    let db = hookwire_tests::database::TestDatabase::sqlite();
+    let gw = spawn_gateway().await;
+    // Nothing registered: every needed event is missing.
+    assert_eq!(registration_seen(1.0, &fake, &db, &gw).await, (7.0, 0.0));
+    assert!(setup_webhook(&fake, BACKEND, &[]).await.status.success());
+    assert_eq!(registration_seen(2.0, &fake, &db, &gw).await, (0.0, 0.0));
+    // Pluggy disables it (deliveries kept failing).
+    fake.state.lock().unwrap().webhooks[0]["disabledAt"] = json!("2026-11-29T00:00:00Z");
+    assert_eq!(registration_seen(3.0, &fake, &db, &gw).await, (7.0, 1.0));
+    assert!(
+        setup_webhook(&fake, BACKEND, &["--force"])
+            .await
+            .status
+            .success()
+    );
+    assert_eq!(registration_seen(4.0, &fake, &db, &gw).await, (0.0, 0.0));
+}

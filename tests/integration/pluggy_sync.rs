@@ -165,6 +165,62 @@ async fn an_item_update_syncs_every_page_through_rate_limits_and_a_5xx_and_a_rep
     );
 }
 
+/// Pluggy sends several `item/updated` for one item within seconds while it syncs: the
+/// events received before our full sync completed need no sync of their own. They are
+/// recorded (each its own row, processed) and counted as skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_item_updates_costs_one_sync() {
+    let fake = FakePluggy::start().await;
+    seed(
+        &mut fake.state.lock().unwrap(),
+        "burst",
+        "UPDATED",
+        "SUCCESS",
+    );
+    // A sync slow enough that the whole burst arrives while the first one runs.
+    fake.slow_down("/items/", Duration::from_millis(500));
+    let db = TestDatabase::postgres().await;
+    let gw = spawn_gateway().await;
+    let worker = pluggy_worker(&db, &gw, &fake).await;
+    let conn = db.connect().await;
+    for i in 0..5 {
+        send(
+            &gw,
+            serde_json::json!({"event": "item/updated", "eventId": format!("burst-{i}"),
+                               "itemId": "burst", "triggeredBy": "SYNC"}),
+        )
+        .await;
+    }
+    wait_finished(&conn, 5, Duration::from_secs(30)).await;
+    assert_eq!(fake.calls_to("/items/burst"), 1, "one sync for the burst");
+    assert_eq!(counts(&conn).await.0, 1);
+    let skipped = Logs::find()
+        .all(&conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|l| {
+            l.data
+                .as_deref()
+                .is_some_and(|d| d.contains("\"syncSkipped\":true"))
+        })
+        .count();
+    assert_eq!(skipped, 4, "the four others recorded as skipped syncs");
+    let metrics = hookwire_tests::scrape(worker.health).await;
+    assert_eq!(
+        hookwire_tests::metric_value(&metrics, "hookwire_worker_pluggy_syncs_skipped_total", &[]),
+        4.0
+    );
+    // An event received after the sync completed syncs again.
+    send(
+        &gw,
+        serde_json::json!({"event": "item/updated", "eventId": "burst-late", "itemId": "burst"}),
+    )
+    .await;
+    wait_finished(&conn, 6, Duration::from_secs(30)).await;
+    assert_eq!(fake.calls_to("/items/burst"), 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_deletions_and_transaction_events_follow_the_guide() {
     let fake = FakePluggy::start().await;

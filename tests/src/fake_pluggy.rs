@@ -318,6 +318,10 @@ fn webhooks(
                     hook[field] = request[field].clone();
                 }
             }
+            // `enabled: true` turns a webhook Pluggy disabled back on.
+            if request["enabled"] == json!(true) {
+                hook["disabledAt"] = Value::Null;
+            }
             hook["updatedAt"] = json!(chrono::Utc::now().to_rfc3339());
             let hook = hook.clone();
             if !request["headers"].is_null() {

@@ -108,6 +108,7 @@ impl Worker {
             pluggy,
             stats: Stats::default(),
             consuming: AtomicUsize::new(0),
+            item_syncs: crate::keyed_gate::KeyedGate::default(),
         });
         Ok(Self {
             ctx,
@@ -149,6 +150,21 @@ impl Worker {
             self.ctx.settings.worker_retention_interval,
             health_stop.clone(),
         ));
+        // Whether Pluggy will call us at all (see `pluggy::registration`).
+        let registration = match (&self.ctx.pluggy, &self.ctx.settings.backend_url) {
+            (Some(client), Some(base)) => {
+                crate::pluggy::webhooks::webhook_url(base).ok().map(|url| {
+                    let interval = self.ctx.settings.pluggy_webhook_check_interval;
+                    tokio::spawn(crate::pluggy::registration::watch(
+                        client.clone(),
+                        url.to_string(),
+                        interval,
+                        health_stop.clone(),
+                    ))
+                })
+            }
+            _ => None,
+        };
         let mut queues: Vec<(String, QueueKind)> = Provider::ALL
             .iter()
             .map(|p| (self.ctx.topology.work_queue(*p), QueueKind::Events(*p)))
@@ -186,6 +202,9 @@ impl Worker {
         let _ = health.await;
         let _ = monitor.await;
         let _ = retention.await;
+        if let Some(registration) = registration {
+            let _ = registration.await;
+        }
         let stats = &self.ctx.stats;
         tracing::info!(
             processed = stats.processed.load(Ordering::Relaxed),

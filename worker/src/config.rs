@@ -52,8 +52,9 @@ pub enum PluggyCommand {
         /// comma-separated list (a rotation), the first is registered.
         #[arg(long, env = "PLUGGY_WEBHOOK_SECRET", hide_env_values = true)]
         webhook_secret: String,
-        /// Pluggy event to subscribe (`all`, `item/updated`, ...).
-        #[arg(long, default_value = "all")]
+        /// Pluggy event to subscribe: `all`, `item/all`, or one event
+        /// (`item/updated`, `transactions/created`, `payment_intent/created`, ...).
+        #[arg(long, default_value = "all", value_parser = parse_subscription)]
         event: String,
         /// Re-send URL, event and secret to an existing registration (`PATCH`).
         #[arg(long)]
@@ -241,6 +242,17 @@ pub struct WorkerSettings {
     #[arg(long, env = "PLUGGY_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
     pub pluggy_timeout: Duration,
 
+    /// Public https base URL of the gateway, as Pluggy calls it. With the Pluggy API
+    /// configured, the worker checks at start-up and every
+    /// PLUGGY_WEBHOOK_CHECK_INTERVAL that Pluggy will deliver there.
+    #[arg(long = "backend-url", id = "public_backend_url", env = "BACKEND_URL")]
+    pub backend_url: Option<String>,
+
+    /// How often the Pluggy webhook registration is checked again (`0s`: only at
+    /// start-up).
+    #[arg(long, env = "PLUGGY_WEBHOOK_CHECK_INTERVAL", default_value = "3h", value_parser = parse_duration)]
+    pub pluggy_webhook_check_interval: Duration,
+
     /// `text` or `json`.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
@@ -305,6 +317,9 @@ impl WorkerSettings {
     /// database connection at once, so a smaller pool turns load into acquire timeouts.
     pub fn check(&self) -> Result<(), String> {
         shared::amqp::check_url(&self.amqp_url)?;
+        if let Some(url) = &self.backend_url {
+            crate::pluggy::webhooks::webhook_url(url).map_err(|e| e.to_string())?;
+        }
         let slots: usize = [Some(Provider::LiveTip), Some(Provider::Pluggy), None]
             .into_iter()
             .map(|queue| self.queue_limits(queue).concurrency)
@@ -386,6 +401,17 @@ fn parse_inbox_retention(raw: &str) -> Result<Duration, String> {
     Ok(retention)
 }
 
+fn parse_subscription(raw: &str) -> Result<String, String> {
+    if crate::handlers::pluggy::subscribable(raw) {
+        Ok(raw.to_owned())
+    } else {
+        Err(format!(
+            "{raw:?} is no Pluggy webhook event: use all, item/all, or an event such as \
+             item/updated, transactions/created or payment_intent/created"
+        ))
+    }
+}
+
 fn parse_delays(raw: &str) -> Result<Delays, String> {
     let delays = raw
         .split(',')
@@ -458,6 +484,32 @@ mod tests {
     fn the_unauthenticated_listener_is_loopback_by_default() {
         let cli = Cli::try_parse_from(["worker"]).map(|c| c.settings.worker_metrics_addr);
         assert!(cli.is_ok_and(|addr| addr.ip().is_loopback()));
+    }
+
+    #[test]
+    fn setup_webhook_takes_the_catalogue_only() {
+        let with = |event: &str| {
+            Cli::try_parse_from([
+                "worker",
+                "pluggy",
+                "setup-webhook",
+                "--backend-url",
+                "https://hooks.example.com",
+                "--webhook-secret",
+                "s",
+                "--event",
+                event,
+            ])
+            .map(|_| ())
+        };
+        for event in ["all", "item/all", "item/updated", "payment_intent/created"] {
+            assert!(with(event).is_ok(), "{event}");
+        }
+        let refused = with("items/everything");
+        assert!(refused.is_err_and(|e| {
+            let e = e.to_string();
+            e.contains("--event") && e.contains("item/all")
+        }));
     }
 
     #[test]

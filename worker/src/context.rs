@@ -80,6 +80,8 @@ pub struct WorkerContext {
     pub stats: Stats,
     /// Consumers currently subscribed.
     pub consuming: AtomicUsize,
+    /// Pluggy item syncs, one at a time per item (see `keyed_gate`).
+    pub item_syncs: crate::keyed_gate::KeyedGate,
 }
 
 impl WorkerContext {

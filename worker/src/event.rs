@@ -233,6 +233,12 @@ async fn handle_leased(
     dedupe_key: &str,
 ) -> Result<Handled, WorkerError> {
     let lease = ctx.settings.worker_lease;
+    // Before the claim: a waiting event holds no lease, only its unacknowledged delivery.
+    let item = handlers::sync_key(envelope);
+    let _one_sync_per_item = match &item {
+        Some(item) => Some(ctx.item_syncs.enter(item).await),
+        None => None,
+    };
     let owner = match inbox::claim(&ctx.db, envelope, dedupe_key, lease)
         .instrument(db_span(&ctx.db, "claim", 1, &tracing::Span::current()))
         .await?

@@ -32,6 +32,7 @@ pub mod handlers;
 pub mod health;
 pub mod inbox;
 pub mod incoming;
+pub mod keyed_gate;
 pub mod logs;
 pub mod pluggy;
 pub mod queue_monitor;

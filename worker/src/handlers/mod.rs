@@ -70,6 +70,15 @@ pub fn dedupe_key(envelope: &Envelope) -> String {
     }
 }
 
+/// The Pluggy item a sync event is about: such events are handled one at a time per
+/// item, so a burst costs one sync (`pluggy::prepare`).
+pub fn sync_key(envelope: &Envelope) -> Option<String> {
+    if envelope.provider != Provider::Pluggy || !pluggy::prepare::syncs_item(&envelope.event) {
+        return None;
+    }
+    parse_head(&envelope.body).ok().and_then(|h| h.item_id)
+}
+
 /// Whether handling the event calls a provider's API between claim and write (and so
 /// cannot be one transaction).
 pub fn calls_provider_api(envelope: &Envelope, pluggy_configured: bool) -> bool {
@@ -93,7 +102,9 @@ pub async fn prepare(
             let head = parse_head(&envelope.body)?;
             let payload: serde_json::Value = serde_json::from_slice(&envelope.body)
                 .map_err(|e| shared::payload::PayloadError(e.to_string()))?;
-            let plan = pluggy::prepare::prepare(db, pluggy, &head.event, &payload).await?;
+            let plan =
+                pluggy::prepare::prepare(db, pluggy, &head.event, &payload, envelope.received_at)
+                    .await?;
             Ok(Prepared::Pluggy(head.event, plan))
         }
         Provider::LiveTip => Ok(Prepared::LiveTip(shared::payload::livetip::parse(

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod model;
+pub mod registration;
 pub mod webhooks;
 
 pub use client::{PluggyClient, PluggyError};

@@ -32,6 +32,32 @@ pub const KNOWN_EVENTS: &[&str] = &[
     "account/updated",
 ];
 
+/// Event families of Pluggy's payments products (`payment_intent/created`, ...), and
+/// their single events: accepted and recorded, with no effect yet.
+const PAYMENT_FAMILIES: &[&str] = &[
+    "payment_intent/",
+    "scheduled_payment/",
+    "payment_refund/",
+    "automatic_pix_payment/",
+];
+const PAYMENT_EVENTS: &[&str] = &["boleto/updated", "payment_request/updated"];
+
+/// Whether `event` belongs to Pluggy's payments products.
+pub fn is_payments_event(event: &str) -> bool {
+    PAYMENT_EVENTS.contains(&event)
+        || PAYMENT_FAMILIES.iter().any(|family| {
+            event.strip_prefix(family).is_some_and(|name| {
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            })
+        })
+}
+
+/// What a webhook subscription may name: `all`, `item/all`, or one event of the
+/// catalogue.
+pub fn subscribable(event: &str) -> bool {
+    matches!(event, "all" | "item/all") || KNOWN_EVENTS.contains(&event) || is_payments_event(event)
+}
+
 /// Applies a prepared Pluggy event.
 pub async fn apply(
     txn: &DatabaseTransaction,
@@ -60,6 +86,13 @@ pub async fn apply(
             }
             summary = json!({"itemId": item.id, "ready": ready, "accounts": accounts.len(),
                 "accountsWritten": accounts_written, "transactionsWritten": transactions_written});
+            Applied::Processed
+        }
+        Plan::SyncSkipped { item_id, synced_at } => {
+            store::touch_item(txn, &item_id, event).await?;
+            metrics::counter!("hookwire_worker_pluggy_syncs_skipped_total").increment(1);
+            summary = json!({"itemId": item_id, "syncSkipped": true,
+                "syncedAt": synced_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)});
             Applied::Processed
         }
         Plan::ItemError { item_id, error } => {
@@ -141,4 +174,39 @@ pub async fn apply(
         ..LogEntry::default()
     });
     Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_catalogue_and_its_subscriptions() {
+        for event in [
+            "all",
+            "item/all",
+            "item/updated",
+            "item/waiting_user_action",
+            "transactions/deleted",
+            "payment_intent/created",
+            "scheduled_payment/canceled",
+            "automatic_pix_payment/updated",
+            "boleto/updated",
+            "payment_request/updated",
+        ] {
+            assert!(subscribable(event), "{event}");
+        }
+        for event in [
+            "",
+            "items/all",
+            "payment_intent/",
+            "payment_intent/x/y",
+            "boleto/created",
+            "nonsense",
+        ] {
+            assert!(!subscribable(event), "{event}");
+        }
+        assert!(is_payments_event("payment_refund/created"));
+        assert!(!is_payments_event("item/updated"));
+    }
 }

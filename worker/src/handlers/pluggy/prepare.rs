@@ -6,9 +6,10 @@
 use sea_orm::{DatabaseConnection, EntityTrait};
 use serde_json::Value;
 use shared::db::entities::bank_account::Entity as BankAccounts;
+use shared::db::entities::pluggy_item::Entity as PluggyItems;
 use shared::payload::PayloadError;
 
-use super::KNOWN_EVENTS;
+use super::{KNOWN_EVENTS, is_payments_event};
 use crate::error::WorkerError;
 use crate::pluggy::model::Item;
 use crate::pluggy::{PluggyClient, PluggyError};
@@ -32,6 +33,12 @@ pub enum Plan {
     ItemDeleted { item_id: String },
     /// Events recorded without an API call.
     Record { item_id: Option<String> },
+    /// `item/created|updated` received before a full sync of the item completed: that
+    /// sync read everything the event announces, so no API call is made.
+    SyncSkipped {
+        item_id: String,
+        synced_at: chrono::DateTime<chrono::Utc>,
+    },
     /// `transactions/created|updated`: upsert these (and the account, when new).
     Transactions {
         item_id: Option<String>,
@@ -67,6 +74,11 @@ const API_EVENTS: &[&str] = &[
     "account/updated",
 ];
 
+/// Whether `event` starts a full sync of its item.
+pub fn syncs_item(event: &str) -> bool {
+    matches!(event, "item/created" | "item/updated")
+}
+
 /// Whether `event` calls Pluggy's API in [`prepare`].
 pub fn calls_api(event: &str) -> bool {
     API_EVENTS.contains(&event)
@@ -85,13 +97,19 @@ fn required(payload: &Value, name: &str, event: &str) -> Result<String, WorkerEr
         .ok_or_else(|| WorkerError::Payload(PayloadError(format!("{event} requires {name}"))))
 }
 
-/// Works out and fetches what `event` needs.
+/// Works out and fetches what `event`, received by the gateway at `received_at`, needs.
 pub async fn prepare(
     db: &DatabaseConnection,
     client: Option<&PluggyClient>,
     event: &str,
     payload: &Value,
+    received_at: chrono::DateTime<chrono::Utc>,
 ) -> Result<Plan, WorkerError> {
+    if is_payments_event(event) {
+        return Ok(Plan::Skip {
+            reason: "Pluggy payments event: recorded, no effect yet".into(),
+        });
+    }
     if !KNOWN_EVENTS.contains(&event) {
         return Ok(Plan::Skip {
             reason: "event not handled".into(),
@@ -164,6 +182,14 @@ pub async fn prepare(
         }
         "item/created" | "item/updated" => {
             let item_id = required(payload, "itemId", event)?;
+            // Pluggy sends several of these within seconds while it syncs an item.
+            let synced_at = PluggyItems::find_by_id(item_id.clone())
+                .one(db)
+                .await?
+                .and_then(|i| i.synced_at);
+            if let Some(synced_at) = synced_at.filter(|at| *at > received_at) {
+                return Ok(Plan::SyncSkipped { item_id, synced_at });
+            }
             let fetched_at = chrono::Utc::now();
             let item = client.item(&item_id).await?;
             if !item.is_ready() {
