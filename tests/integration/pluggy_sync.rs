@@ -605,3 +605,168 @@ async fn accounts_deactivated_by_older_unconfirmed_deletions_are_marked_for_undo
         "deactivated by choice, not by a deletion: left alone"
     );
 }
+
+/// `worker pluggy reconcile` with `args`, against the fake and `db`: its stdout, and
+/// whether it succeeded.
+async fn reconcile(fake: &FakePluggy, db: &TestDatabase, args: &[&str]) -> (bool, String) {
+    let output = tokio::process::Command::new(hookwire_tests::process::binary("test-worker"))
+        .env_clear()
+        .env("DATABASE_URL", &db.url)
+        .env("PLUGGY_CLIENT_ID", "fake-client")
+        .env("PLUGGY_CLIENT_SECRET", "fake-secret")
+        .env("PLUGGY_API_URL", fake.url())
+        .env("PLUGGY_RECONCILE_CALLS_PER_MINUTE", "6000")
+        .args(["pluggy", "reconcile"])
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr),
+    )
+}
+
+/// A `transactions/created` that never arrived: the sweep brings exactly the missing
+/// transactions and says so, a dry run first writes nothing, a second run finds
+/// nothing; an item Pluggy no longer has is marked deleted; a 429 on the way is waited
+/// out; two sweeps at once do the work once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_recovers_what_webhooks_missed() {
+    let fake = FakePluggy::start().await;
+    seed(&mut fake.state.lock().unwrap(), "rc1", "UPDATED", "SUCCESS");
+    seed(
+        &mut fake.state.lock().unwrap(),
+        "rc-gone",
+        "UPDATED",
+        "SUCCESS",
+    );
+    let db = TestDatabase::postgres().await;
+    let gw = spawn_gateway().await;
+    let worker = pluggy_worker(&db, &gw, &fake).await;
+    let conn = db.connect().await;
+    for (i, item) in ["rc1", "rc-gone"].iter().enumerate() {
+        send(&gw, serde_json::json!({"event": "item/updated", "eventId": format!("rc-{i}"), "itemId": item})).await;
+    }
+    wait_finished(&conn, 2, Duration::from_secs(30)).await;
+    drop(worker);
+    assert_eq!(counts(&conn).await, (2, 6, 42));
+
+    // Pluggy changes rc1 (two new transactions); the webhook never reaches us. And
+    // rc-gone is deleted at Pluggy, its webhook lost too.
+    {
+        let mut state = fake.state.lock().unwrap();
+        let now = chrono::Utc::now() + chrono::Duration::seconds(1);
+        let stamp = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        for t in 0..2 {
+            state
+                .transactions
+                .push(serde_json::json!({"id": format!("rc1-acc0-new{t}"),
+                "accountId": "rc1-acc0", "date": stamp, "description": "PIX late", "amount": -5.5,
+                "currencyCode": "BRL", "type": "DEBIT", "status": "POSTED", "createdAt": stamp}));
+        }
+        state.items.get_mut("rc1").unwrap()["lastUpdatedAt"] = serde_json::json!(stamp);
+        state.items.remove("rc-gone");
+    }
+    fake.fail_next("/items/", 429, Some(1));
+
+    let (ok, out) = reconcile(&fake, &db, &["--dry-run"]).await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("items checked 2; behind 1; deleted at Pluggy 1; rows would recover 2;"),
+        "{out}"
+    );
+    assert_eq!(counts(&conn).await, (2, 6, 42), "a dry run writes nothing");
+    assert!(item_row(&conn, "rc-gone").await.deleted_at.is_none());
+
+    let (ok, out) = reconcile(&fake, &db, &[]).await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("items checked 2; behind 1; deleted at Pluggy 1; rows recovered 2;"),
+        "{out}"
+    );
+    assert_eq!(counts(&conn).await, (2, 6, 44));
+    assert!(transaction_row(&conn, "rc1-acc0-new1").await.amount == "-5.50");
+    assert!(item_row(&conn, "rc-gone").await.deleted_at.is_some());
+
+    let (ok, out) = reconcile(&fake, &db, &[]).await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("items checked 1; behind 0; deleted at Pluggy 0; rows recovered 0;"),
+        "nothing more, and the deleted item is no longer asked about: {out}"
+    );
+
+    // Two sweeps at once (a slow Pluggy keeps the first one busy): one does the work.
+    fake.slow_down("/items/", Duration::from_millis(1500));
+    let (first, second) = tokio::join!(reconcile(&fake, &db, &[]), async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        reconcile(&fake, &db, &[]).await
+    });
+    assert!(first.0 && second.0, "{first:?} {second:?}");
+    assert!(first.1.contains("items checked 1;"), "{}", first.1);
+    assert!(
+        second.1.contains("another replica is sweeping"),
+        "{}",
+        second.1
+    );
+}
+
+/// The worker sweeps on its own every `PLUGGY_RECONCILE_INTERVAL` and counts what it
+/// recovered (the metric an alert watches).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_sweeps_periodically() {
+    let fake = FakePluggy::start().await;
+    seed(&mut fake.state.lock().unwrap(), "per", "UPDATED", "SUCCESS");
+    let db = TestDatabase::postgres().await;
+    let gw = spawn_gateway().await;
+    let conn = db.connect().await;
+    let mut flags = fake.worker_flags();
+    flags.extend(
+        [
+            "--pluggy-reconcile-interval",
+            "1s",
+            "--pluggy-reconcile-calls-per-minute",
+            "6000",
+        ]
+        .map(String::from),
+    );
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let worker = hookwire_tests::worker::spawn_worker(&db.url, &gw.topology, &flags).await;
+    worker.wait_consuming().await;
+    send(
+        &gw,
+        serde_json::json!({"event": "item/updated", "eventId": "per-0", "itemId": "per"}),
+    )
+    .await;
+    wait_finished(&conn, 1, Duration::from_secs(30)).await;
+    {
+        let mut state = fake.state.lock().unwrap();
+        let stamp = (chrono::Utc::now() + chrono::Duration::seconds(1))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        state.transactions.push(
+            serde_json::json!({"id": "per-acc1-late", "accountId": "per-acc1",
+            "date": stamp, "description": "late", "amount": -1.0, "currencyCode": "BRL",
+            "type": "DEBIT", "status": "POSTED", "createdAt": stamp}),
+        );
+        state.items.get_mut("per").unwrap()["lastUpdatedAt"] = serde_json::json!(stamp);
+    }
+    hookwire_tests::eventually(
+        "the sweep recovers the row",
+        Duration::from_secs(20),
+        || async {
+            let metrics = hookwire_tests::scrape(worker.health).await;
+            (hookwire_tests::metric_value(
+                &metrics,
+                "hookwire_pluggy_reconcile_rows_recovered_total",
+                &[],
+            ) == 1.0)
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        transaction_row(&conn, "per-acc1-late").await.amount,
+        "-1.00"
+    );
+}

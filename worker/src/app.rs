@@ -165,6 +165,24 @@ impl Worker {
             }
             _ => None,
         };
+        // The sweep for what webhooks missed (see `pluggy::reconcile`).
+        let interval = self.ctx.settings.pluggy_reconcile_interval;
+        let sweeps = match &self.ctx.pluggy {
+            Some(client) if !interval.is_zero() => {
+                Some(tokio::spawn(crate::pluggy::reconcile::every(
+                    self.ctx.db.clone(),
+                    client.clone(),
+                    crate::pluggy::reconcile::Sweep {
+                        item: None,
+                        dry_run: false,
+                        calls_per_minute: self.ctx.settings.pluggy_reconcile_calls_per_minute,
+                    },
+                    interval,
+                    health_stop.clone(),
+                )))
+            }
+            _ => None,
+        };
         let mut queues: Vec<(String, QueueKind)> = Provider::ALL
             .iter()
             .map(|p| (self.ctx.topology.work_queue(*p), QueueKind::Events(*p)))
@@ -202,8 +220,8 @@ impl Worker {
         let _ = health.await;
         let _ = monitor.await;
         let _ = retention.await;
-        if let Some(registration) = registration {
-            let _ = registration.await;
+        for task in [registration, sweeps].into_iter().flatten() {
+            let _ = task.await;
         }
         let stats = &self.ctx.stats;
         tracing::info!(

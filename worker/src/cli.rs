@@ -165,21 +165,81 @@ fn replay_filter(command: &DlqCommand) -> Option<dlq::ReplayFilter> {
 }
 
 async fn pluggy(settings: WorkerSettings, command: PluggyCommand) -> ExitCode {
+    match command {
+        PluggyCommand::SetupWebhook {
+            backend_url,
+            webhook_secret,
+            event,
+            force,
+        } => setup_webhook(settings, &backend_url, &webhook_secret, &event, force).await,
+        PluggyCommand::Reconcile { item, dry_run } => reconcile(settings, item, dry_run).await,
+    }
+}
+
+/// `worker pluggy reconcile`: one sweep, its report on stdout.
+async fn reconcile(settings: WorkerSettings, item: Option<String>, dry_run: bool) -> ExitCode {
+    use crate::pluggy::reconcile::{self, Sweep};
+    let Some(config) = settings.pluggy() else {
+        eprintln!("PLUGGY_CLIENT_ID and PLUGGY_CLIENT_SECRET are required to call Pluggy");
+        return ExitCode::from(2);
+    };
+    let client = match crate::pluggy::PluggyClient::new(config) {
+        Ok(client) => client,
+        Err(error) => return fail("cannot build the Pluggy client", &error),
+    };
+    let db = match shared::db::connect(settings.database_url(), 4).await {
+        Ok(db) => db,
+        Err(error) => return fail("cannot open DATABASE_URL", &error),
+    };
+    let sweep = Sweep {
+        item,
+        dry_run,
+        calls_per_minute: settings.pluggy_reconcile_calls_per_minute,
+    };
+    let outcome = reconcile::run(&db, &client, &sweep).await;
+    reconcile::record(&outcome);
+    match outcome {
+        Ok(report) if report.skipped => {
+            println!("another replica is sweeping; nothing done");
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            let verb = if dry_run {
+                "would recover"
+            } else {
+                "recovered"
+            };
+            println!(
+                "items checked {}; behind {}; deleted at Pluggy {}; rows {verb} {}; API calls {}; {} ms",
+                report.items_checked,
+                report.items_behind,
+                report.items_deleted,
+                report.rows_recovered,
+                report.api_calls,
+                report.duration.as_millis()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail("reconciliation failed", &error),
+    }
+}
+
+async fn setup_webhook(
+    settings: WorkerSettings,
+    backend_url: &str,
+    webhook_secret: &str,
+    event: &str,
+    force: bool,
+) -> ExitCode {
     use crate::pluggy::webhooks::{self, Outcome};
-    let PluggyCommand::SetupWebhook {
-        backend_url,
-        webhook_secret,
-        event,
-        force,
-    } = command;
-    let url = match webhooks::webhook_url(&backend_url) {
+    let url = match webhooks::webhook_url(backend_url) {
         Ok(url) => url,
         Err(error) => {
             eprintln!("{error}");
             return ExitCode::from(2);
         }
     };
-    let Some(secret) = shared::secret::SecretList::parse(&webhook_secret)
+    let Some(secret) = shared::secret::SecretList::parse(webhook_secret)
         .iter()
         .next()
         .cloned()
@@ -195,7 +255,7 @@ async fn pluggy(settings: WorkerSettings, command: PluggyCommand) -> ExitCode {
         Ok(client) => client,
         Err(error) => return fail("cannot build the Pluggy client", &error),
     };
-    match webhooks::setup(&client, &url, &event, &secret, force).await {
+    match webhooks::setup(&client, &url, event, &secret, force).await {
         Ok(Outcome::Created { id }) => println!("created webhook {id}: {event} -> {url}"),
         Ok(Outcome::Unchanged { id }) => println!(
             "webhook {id} already registered: {event} -> {url}; left unchanged (--force updates it)"

@@ -60,6 +60,15 @@ pub enum PluggyCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Sweeps Pluggy's items once for what webhooks missed, and reports.
+    Reconcile {
+        /// Only this item.
+        #[arg(long)]
+        item: Option<String>,
+        /// Report what would be recovered; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// `worker dlq ...`
@@ -247,6 +256,16 @@ pub struct WorkerSettings {
     /// PLUGGY_WEBHOOK_CHECK_INTERVAL that Pluggy will deliver there.
     #[arg(long = "backend-url", id = "public_backend_url", env = "BACKEND_URL")]
     pub backend_url: Option<String>,
+
+    /// How often the worker sweeps Pluggy's items for what webhooks missed (`0s`: never;
+    /// `worker pluggy reconcile` runs one sweep).
+    #[arg(long, env = "PLUGGY_RECONCILE_INTERVAL", default_value = "6h", value_parser = parse_duration)]
+    pub pluggy_reconcile_interval: Duration,
+
+    /// Pluggy API calls a sweep makes per minute at most.
+    #[arg(long, env = "PLUGGY_RECONCILE_CALLS_PER_MINUTE", default_value_t = 60,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub pluggy_reconcile_calls_per_minute: u32,
 
     /// How often the Pluggy webhook registration is checked again (`0s`: only at
     /// start-up).

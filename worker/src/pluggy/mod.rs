@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod model;
+pub mod reconcile;
 pub mod registration;
 pub mod webhooks;
 

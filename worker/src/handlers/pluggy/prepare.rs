@@ -280,7 +280,7 @@ pub async fn prepare(
 
 /// Whether the account is inactive; `deleted_counts`: also when only its item's
 /// deletion made it so.
-async fn is_inactive(
+pub(crate) async fn is_inactive(
     db: &DatabaseConnection,
     account_id: &str,
     deleted_counts: bool,
