@@ -150,39 +150,29 @@ impl Worker {
             self.ctx.settings.worker_retention_interval,
             health_stop.clone(),
         ));
-        // Whether Pluggy will call us at all (see `pluggy::registration`).
-        let registration = match (&self.ctx.pluggy, &self.ctx.settings.backend_url) {
-            (Some(client), Some(base)) => {
-                crate::pluggy::webhooks::webhook_url(base).ok().map(|url| {
-                    let interval = self.ctx.settings.pluggy_webhook_check_interval;
-                    tokio::spawn(crate::pluggy::registration::watch(
-                        client.clone(),
-                        url.to_string(),
-                        interval,
-                        health_stop.clone(),
-                    ))
-                })
-            }
-            _ => None,
-        };
-        // The sweep for what webhooks missed (see `pluggy::reconcile`).
-        let interval = self.ctx.settings.pluggy_reconcile_interval;
-        let sweeps = match &self.ctx.pluggy {
-            Some(client) if !interval.is_zero() => {
-                Some(tokio::spawn(crate::pluggy::reconcile::every(
-                    self.ctx.db.clone(),
-                    client.clone(),
-                    crate::pluggy::reconcile::Sweep {
-                        item: None,
-                        dry_run: false,
-                        calls_per_minute: self.ctx.settings.pluggy_reconcile_calls_per_minute,
-                    },
-                    interval,
-                    health_stop.clone(),
-                )))
-            }
-            _ => None,
-        };
+        // Pluggy upkeep: the registration check at start-up, then the sweep for what
+        // webhooks missed with a check after each (see `pluggy::reconcile`).
+        let upkeep = self.ctx.pluggy.as_ref().map(|client| {
+            let registration = self
+                .ctx
+                .settings
+                .backend_url
+                .as_deref()
+                .and_then(|base| crate::pluggy::webhooks::webhook_url(base).ok())
+                .map(|url| url.to_string());
+            tokio::spawn(crate::pluggy::reconcile::every(
+                self.ctx.db.clone(),
+                client.clone(),
+                crate::pluggy::reconcile::Sweep {
+                    item: None,
+                    dry_run: false,
+                    calls_per_minute: self.ctx.settings.pluggy_reconcile_calls_per_minute,
+                },
+                self.ctx.settings.pluggy_reconcile_interval,
+                registration,
+                health_stop.clone(),
+            ))
+        });
         let mut queues: Vec<(String, QueueKind)> = Provider::ALL
             .iter()
             .map(|p| (self.ctx.topology.work_queue(*p), QueueKind::Events(*p)))
@@ -220,8 +210,8 @@ impl Worker {
         let _ = health.await;
         let _ = monitor.await;
         let _ = retention.await;
-        for task in [registration, sweeps].into_iter().flatten() {
-            let _ = task.await;
+        if let Some(upkeep) = upkeep {
+            let _ = upkeep.await;
         }
         let stats = &self.ctx.stats;
         tracing::info!(

@@ -252,8 +252,8 @@ pub struct WorkerSettings {
     pub pluggy_timeout: Duration,
 
     /// Public https base URL of the gateway, as Pluggy calls it. With the Pluggy API
-    /// configured, the worker checks at start-up and every
-    /// PLUGGY_WEBHOOK_CHECK_INTERVAL that Pluggy will deliver there.
+    /// configured, the worker checks at start-up and after each reconciliation sweep
+    /// that Pluggy will deliver there.
     #[arg(long = "backend-url", id = "public_backend_url", env = "BACKEND_URL")]
     pub backend_url: Option<String>,
 
@@ -266,11 +266,6 @@ pub struct WorkerSettings {
     #[arg(long, env = "PLUGGY_RECONCILE_CALLS_PER_MINUTE", default_value_t = 60,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub pluggy_reconcile_calls_per_minute: u32,
-
-    /// How often the Pluggy webhook registration is checked again (`0s`: only at
-    /// start-up).
-    #[arg(long, env = "PLUGGY_WEBHOOK_CHECK_INTERVAL", default_value = "3h", value_parser = parse_duration)]
-    pub pluggy_webhook_check_interval: Duration,
 
     /// `text` or `json`.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]

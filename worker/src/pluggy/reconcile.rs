@@ -223,15 +223,30 @@ async fn finish(txn: sea_orm::DatabaseTransaction, dry_run: bool) -> Result<(), 
     }
 }
 
-/// Sweeps every `interval` until `shutdown`, first after one interval (a fresh replica
-/// does not sweep at once), recording each run in metrics.
+/// Sweeps every `interval` (zero: never) until `shutdown`, first after one interval (a
+/// fresh replica does not sweep at once), recording each run in metrics. With
+/// `registration` (our webhook URL), checks Pluggy's registration at start-up and after
+/// each sweep.
 pub async fn every(
     db: DatabaseConnection,
     client: PluggyClient,
     sweep: Sweep,
     interval: Duration,
+    registration: Option<String>,
     shutdown: CancellationToken,
 ) {
+    let check = || async {
+        if let Some(url) = &registration {
+            let _ = super::registration::check(&client, url).await;
+        }
+    };
+    tokio::select! {
+        () = check() => {}
+        () = shutdown.cancelled() => return,
+    }
+    if interval.is_zero() {
+        return;
+    }
     loop {
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
@@ -242,6 +257,10 @@ pub async fn every(
             () = shutdown.cancelled() => return,
         };
         record(&outcome);
+        tokio::select! {
+            () = check() => {}
+            () = shutdown.cancelled() => return,
+        }
     }
 }
 

@@ -1,12 +1,10 @@
 //! Whether Pluggy will call us at all: our URL registered and enabled for the events we
 //! act on. Pluggy disables a webhook that keeps failing and deletes those pointing at
 //! testing tools after 90 days; from then on every event is lost and nothing else says
-//! so. Checked at start-up and periodically; `worker pluggy setup-webhook` repairs it.
-
-use std::time::Duration;
+//! so. Checked at start-up and after each reconciliation sweep (`reconcile::every`);
+//! `worker pluggy setup-webhook` repairs it.
 
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
 use super::{PluggyClient, PluggyError};
 
@@ -100,30 +98,6 @@ pub async fn check(client: &PluggyClient, url: &str) -> Result<Registration, Plu
         }
     }
     outcome
-}
-
-/// Checks at start-up, then every `interval` (zero: never again) until `shutdown`.
-pub async fn watch(
-    client: PluggyClient,
-    url: String,
-    interval: Duration,
-    shutdown: CancellationToken,
-) {
-    if interval.is_zero() {
-        tokio::select! {
-            _ = check(&client, &url) => {}
-            () = shutdown.cancelled() => {}
-        }
-        return;
-    }
-    let mut tick = tokio::time::interval(interval);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            () = shutdown.cancelled() => return,
-        }
-        let _ = check(&client, &url).await;
-    }
 }
 
 #[cfg(test)]
