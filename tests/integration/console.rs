@@ -305,3 +305,36 @@ async fn the_overview_counts_events_per_minute_on_postgres_and_sqlite() {
         assert!(minutes[59]["minute"].as_str().unwrap().ends_with(":00Z"));
     }
 }
+
+/// Without `ADMIN_TOKEN` (the admin listener on loopback only) there is no sign-in; and
+/// with the database away the overview still shows the queues and says what is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_token_or_a_database_the_console_opens_on_the_queues() {
+    let gw = hookwire_tests::gateway::spawn_gateway_with(
+        hookwire_tests::gateway::GatewaySettings::default(),
+    )
+    .await;
+    gw.wait_ready().await;
+    let browser = Browser::start("console-no-token-no-database", 1280, 1000).await;
+    let outcome: Step = async {
+        browser.goto(&format!("http://{}/", gw.admin)).await?;
+        browser
+            .wait_text("#view h1", "the overview, no sign-in", |t| t == "Overview")
+            .await?;
+        browser
+            .wait_text(
+                "#overview-body [role=alert]",
+                "the database's absence",
+                |t| t.contains("database is not reachable"),
+            )
+            .await?;
+        browser
+            .wait_text("#overview-body table", "the queues", |t| {
+                t.contains(".livetip") && t.contains("work")
+            })
+            .await?;
+        Ok(())
+    }
+    .await;
+    browser.conclude(outcome).await;
+}

@@ -180,7 +180,16 @@ async fn registration_seen(
     gw: &hookwire_tests::gateway::TestGateway,
 ) -> (f64, f64) {
     let mut flags = fake.worker_flags();
-    flags.extend(["--backend-url".to_owned(), BACKEND.to_owned()]);
+    // No sweep (its check after each sweep would count too): the start-up check alone.
+    flags.extend(
+        [
+            "--backend-url",
+            BACKEND,
+            "--pluggy-reconcile-interval",
+            "0s",
+        ]
+        .map(str::to_owned),
+    );
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let worker = hookwire_tests::worker::spawn_worker(&db.url, &gw.topology, &flags).await;
     hookwire_tests::eventually(

@@ -210,10 +210,11 @@ async fn reconcile(settings: WorkerSettings, item: Option<String>, dry_run: bool
                 "recovered"
             };
             println!(
-                "items checked {}; behind {}; deleted at Pluggy {}; rows {verb} {}; API calls {}; {} ms",
+                "items checked {}; behind {}; deleted at Pluggy {}; failed {}; rows {verb} {}; API calls {}; {} ms",
                 report.items_checked,
                 report.items_behind,
                 report.items_deleted,
+                report.items_failed,
                 report.rows_recovered,
                 report.api_calls,
                 report.duration.as_millis()

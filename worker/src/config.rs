@@ -259,7 +259,7 @@ pub struct WorkerSettings {
 
     /// How often the worker sweeps Pluggy's items for what webhooks missed (`0s`: never;
     /// `worker pluggy reconcile` runs one sweep).
-    #[arg(long, env = "PLUGGY_RECONCILE_INTERVAL", default_value = "6h", value_parser = parse_duration)]
+    #[arg(long, env = "PLUGGY_RECONCILE_INTERVAL", default_value = "6h", value_parser = parse_duration_or_off)]
     pub pluggy_reconcile_interval: Duration,
 
     /// Pluggy API calls a sweep makes per minute at most.
@@ -345,6 +345,14 @@ impl WorkerSettings {
                  ({slots}: WORKER_LIVETIP_CONCURRENCY + WORKER_PLUGGY_CONCURRENCY + 1 for the audit queue)"
             ));
         }
+        // The Pluggy sweep holds its lock's connection and writes through another.
+        let sweeping = self.pluggy().is_some() && !self.pluggy_reconcile_interval.is_zero();
+        if sweeping && pool < slots + 2 {
+            return Err(format!(
+                "DATABASE_MAX_CONNECTIONS ({pool}) leaves the Pluggy sweep no connection: it needs \
+                 the queues' {slots} slots + 2 (or PLUGGY_RECONCILE_INTERVAL=0s)"
+            ));
+        }
         Ok(())
     }
 
@@ -380,6 +388,15 @@ fn parse_topology(raw: &str) -> Result<Topology, String> {
 
 /// `250ms`, `10s`, `5m`, `1h`.
 pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let duration = parse_duration_or_off(raw)?;
+    if duration.is_zero() {
+        return Err(format!("{:?} must be longer than zero", raw.trim()));
+    }
+    Ok(duration)
+}
+
+/// A duration where zero means "off" (`0s`).
+pub fn parse_duration_or_off(raw: &str) -> Result<Duration, String> {
     let raw = raw.trim();
     let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
     let (number, unit) = raw.split_at(split);
@@ -397,9 +414,6 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
             ));
         }
     };
-    if duration.is_zero() {
-        return Err(format!("{raw:?} must be longer than zero"));
-    }
     Ok(duration)
 }
 

@@ -1,25 +1,29 @@
 //! Recovering what webhooks missed. Pluggy drops a notification after a few failed
 //! deliveries, so a missed `transactions/created` would leave transactions out for
 //! good; Pluggy's own advice is to fetch the items. For every known item not deleted,
-//! `GET /items/{id}`: an item Pluggy changed after our last completed sync is synced
-//! again (its accounts, and the transactions created since that sync minus an overlap)
-//! through the same change-only upserts as the webhooks, so whatever a webhook already
-//! brought is not written twice and what it missed is counted as recovered.
+//! `GET /items/{id}`: an item whose `lastUpdatedAt` moved past the one our last sync
+//! read (both Pluggy's clock) is synced again: its accounts, and the transactions
+//! created since our last full sync minus an overlap, through the same change-only
+//! upserts as the webhooks, so whatever a webhook already brought is not written twice
+//! and what it missed is counted as recovered. A change younger than [`GRACE`] is left
+//! to its webhook, still on its way.
 //!
-//! Run by `worker pluggy reconcile` and every `PLUGGY_RECONCILE_INTERVAL` by the
-//! worker. One sweep at a time across replicas on PostgreSQL (an advisory lock held by
-//! an otherwise idle transaction); on SQLite there is one worker process. Its API calls
-//! are spaced to a budget per minute and go through the client's 429 handling; webhook
-//! work never waits for it (its own task, its own pace).
+//! Run by `worker pluggy reconcile`, and by the worker an interval after the last sweep
+//! any replica finished (`pluggy_sweeps`). One sweep at a time across replicas on
+//! PostgreSQL (an advisory lock held by an otherwise idle transaction); on SQLite there
+//! is one worker process. Its API calls are spaced to a budget per minute and go
+//! through the client's 429 handling; an item that fails is counted and tried again
+//! next time, never stopping the others; webhook work never waits for it.
 
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, Statement, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend,
+    DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Statement, TransactionTrait,
 };
 use shared::db::entities::pluggy_item::{self, Entity as PluggyItems};
+use shared::db::entities::pluggy_sweep::{self, Entity as PluggySweeps};
 use tokio_util::sync::CancellationToken;
 
 use super::{PluggyClient, PluggyError};
@@ -29,6 +33,13 @@ use crate::handlers::pluggy::{prepare, store};
 /// How far before our last sync transactions are asked for again: Pluggy may date a
 /// transaction's creation a little before the moment it lists it.
 pub const OVERLAP: Duration = Duration::from_secs(3600);
+
+/// How old a change at Pluggy must be before the sweep takes it over from its webhook.
+pub const GRACE: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
+
+/// How often a waiting worker looks whether a sweep is due (another replica may have
+/// swept meanwhile).
+const POLL: Duration = Duration::from_secs(60);
 
 /// The advisory lock's key: "hookwire-reconcile" folded into 64 bits, fixed forever.
 const LOCK_KEY: i64 = 0x686f_6f6b_7265_636f;
@@ -55,6 +66,8 @@ pub struct Report {
     pub items_behind: usize,
     /// Items Pluggy no longer has (marked deleted, as `item/deleted` would).
     pub items_deleted: usize,
+    /// Items whose check or sync failed (tried again next sweep).
+    pub items_failed: usize,
     /// Accounts and transactions inserted or changed: what no webhook had brought.
     pub rows_recovered: u64,
     /// API calls made.
@@ -102,6 +115,10 @@ pub async fn run(
         _ => None,
     };
     if let Some(lock) = &lock {
+        // The pool ends sessions idle in a transaction after a minute; this one is
+        // idle by design for the whole sweep.
+        lock.execute_unprepared("SET LOCAL idle_in_transaction_session_timeout = 0")
+            .await?;
         let row = lock
             .query_one_raw(Statement::from_string(
                 DatabaseBackend::Postgres,
@@ -123,16 +140,56 @@ pub async fn run(
     let items = items.order_by_asc(pluggy_item::Column::Id).all(db).await?;
     let mut pacer = Pacer::new(sweep.calls_per_minute);
     let mut report = Report::default();
+    let began = Utc::now();
     for known in items {
         report.items_checked += 1;
-        reconcile_item(db, client, sweep, &known, &mut pacer, &mut report).await?;
+        if let Err(error) = reconcile_item(db, client, sweep, &known, &mut pacer, &mut report).await
+        {
+            report.items_failed += 1;
+            tracing::warn!(item = %known.id, error = %error, "Pluggy item not reconciled; next sweep tries again");
+        }
+    }
+    report.api_calls = pacer.calls;
+    report.duration = started.elapsed();
+    if !sweep.dry_run {
+        remember(db, began, &report).await?;
     }
     if let Some(lock) = lock {
         lock.rollback().await?;
     }
-    report.api_calls = pacer.calls;
-    report.duration = started.elapsed();
     Ok(report)
+}
+
+/// Records a finished sweep: the next is due an interval after it.
+async fn remember(
+    db: &DatabaseConnection,
+    began: DateTime<Utc>,
+    report: &Report,
+) -> Result<(), sea_orm::DbErr> {
+    let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+    pluggy_sweep::ActiveModel {
+        id: Set(uuid::Uuid::now_v7()),
+        started_at: Set(began),
+        finished_at: Set(Utc::now()),
+        items_checked: Set(count(report.items_checked)),
+        items_behind: Set(count(report.items_behind)),
+        items_deleted: Set(count(report.items_deleted)),
+        items_failed: Set(count(report.items_failed)),
+        rows_recovered: Set(i64::try_from(report.rows_recovered).unwrap_or(i64::MAX)),
+        api_calls: Set(count(report.api_calls)),
+    }
+    .insert(db)
+    .await
+    .map(drop)
+}
+
+/// When the last sweep (of any replica) finished.
+async fn last_finished(db: &DatabaseConnection) -> Result<Option<DateTime<Utc>>, sea_orm::DbErr> {
+    Ok(PluggySweeps::find()
+        .order_by_desc(pluggy_sweep::Column::FinishedAt)
+        .one(db)
+        .await?
+        .map(|s| s.finished_at))
 }
 
 async fn reconcile_item(
@@ -164,12 +221,13 @@ async fn reconcile_item(
         .as_deref()
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
         .map(|t| t.with_timezone(&Utc));
-    let behind = match (known.synced_at, changed_at) {
-        (None, _) => true,
-        (Some(synced), Some(changed)) => changed > synced,
-        (Some(_), None) => false,
+    let moved = match (changed_at, known.synced_last_updated_at) {
+        (Some(changed), Some(read)) => changed > read,
+        (Some(_), None) => true,
+        (None, _) => known.synced_at.is_none(),
     };
-    if !behind || !item.is_ready() {
+    let settled = changed_at.is_none_or(|changed| changed < Utc::now() - GRACE);
+    if !moved || !settled || !item.is_ready() {
         return Ok(());
     }
     report.items_behind += 1;
@@ -196,7 +254,7 @@ async fn reconcile_item(
     let txn = db.begin().await?;
     store::undo_deletion_before(&txn, &item.id, fetched_at).await?;
     let event = known.last_event.as_deref().unwrap_or("item/updated");
-    store::upsert_item(&txn, &item, event, true).await?;
+    store::upsert_item(&txn, &item, event, store::Synced::Reconciled).await?;
     let mut recovered = store::upsert_accounts(&txn, &accounts, true).await?;
     for (account_id, list) in &transactions {
         recovered += store::upsert_transactions(&txn, account_id, list).await?;
@@ -223,8 +281,8 @@ async fn finish(txn: sea_orm::DatabaseTransaction, dry_run: bool) -> Result<(), 
     }
 }
 
-/// Sweeps every `interval` (zero: never) until `shutdown`, first after one interval (a
-/// fresh replica does not sweep at once), recording each run in metrics. With
+/// Sweeps an `interval` after the last sweep any replica finished (at once when none
+/// ever did; zero: never) until `shutdown`, recording each run in metrics. With
 /// `registration` (our webhook URL), checks Pluggy's registration at start-up and after
 /// each sweep.
 pub async fn every(
@@ -235,6 +293,23 @@ pub async fn every(
     registration: Option<String>,
     shutdown: CancellationToken,
 ) {
+    // Series an alert's `increase()` needs to exist before their first event.
+    for outcome in ["done", "partial", "failed"] {
+        metrics::counter!("hookwire_pluggy_reconcile_runs_total", "outcome" => outcome)
+            .increment(0);
+    }
+    metrics::counter!("hookwire_pluggy_reconcile_rows_recovered_total").increment(0);
+    // A restarted worker may wait hours for its turn: it reports the last clean sweep
+    // any replica finished, so the staleness alert reads the truth meanwhile.
+    if let Ok(Some(last)) = PluggySweeps::find()
+        .filter(pluggy_sweep::Column::ItemsFailed.eq(0))
+        .order_by_desc(pluggy_sweep::Column::FinishedAt)
+        .one(&db)
+        .await
+    {
+        metrics::gauge!("hookwire_pluggy_reconcile_last_success_timestamp_seconds")
+            .set(last.finished_at.timestamp() as f64);
+    }
     let check = || async {
         if let Some(url) = &registration {
             let _ = super::registration::check(&client, url).await;
@@ -248,15 +323,35 @@ pub async fn every(
         return;
     }
     loop {
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            () = shutdown.cancelled() => return,
+        let wait = match last_finished(&db).await {
+            Ok(Some(at)) => (at + chrono::Duration::from_std(interval).unwrap_or_default()
+                - Utc::now())
+            .to_std()
+            .unwrap_or_default(),
+            Ok(None) => Duration::ZERO,
+            Err(error) => {
+                tracing::debug!(%error, "last sweep not read");
+                POLL
+            }
+        };
+        if !wait.is_zero() {
+            tokio::select! {
+                () = tokio::time::sleep(wait.min(POLL)) => continue,
+                () = shutdown.cancelled() => return,
+            }
         }
         let outcome = tokio::select! {
             outcome = run(&db, &client, &sweep) => outcome,
             () = shutdown.cancelled() => return,
         };
         record(&outcome);
+        if outcome.is_err() {
+            // Not recorded as finished: wait a poll, not a whole interval.
+            tokio::select! {
+                () = tokio::time::sleep(POLL) => {}
+                () = shutdown.cancelled() => return,
+            }
+        }
         tokio::select! {
             () = check() => {}
             () = shutdown.cancelled() => return,
@@ -273,20 +368,30 @@ pub fn record(outcome: &Result<Report, WorkerError>) {
             tracing::info!("Pluggy reconciliation skipped: another replica is sweeping");
         }
         Ok(report) => {
+            let outcome = if report.items_failed == 0 {
+                "done"
+            } else {
+                "partial"
+            };
             metrics::gauge!("hookwire_pluggy_reconcile_items_behind")
                 .set(report.items_behind as f64);
+            metrics::gauge!("hookwire_pluggy_reconcile_items_failed")
+                .set(report.items_failed as f64);
             metrics::counter!("hookwire_pluggy_reconcile_rows_recovered_total")
                 .increment(report.rows_recovered);
             metrics::counter!("hookwire_pluggy_reconcile_api_calls_total")
                 .increment(report.api_calls as u64);
-            metrics::gauge!("hookwire_pluggy_reconcile_last_success_timestamp_seconds")
-                .set(Utc::now().timestamp() as f64);
-            metrics::counter!("hookwire_pluggy_reconcile_runs_total", "outcome" => "done")
+            if report.items_failed == 0 {
+                metrics::gauge!("hookwire_pluggy_reconcile_last_success_timestamp_seconds")
+                    .set(Utc::now().timestamp() as f64);
+            }
+            metrics::counter!("hookwire_pluggy_reconcile_runs_total", "outcome" => outcome)
                 .increment(1);
             tracing::info!(
                 items_checked = report.items_checked,
                 items_behind = report.items_behind,
                 items_deleted = report.items_deleted,
+                items_failed = report.items_failed,
                 rows_recovered = report.rows_recovered,
                 api_calls = report.api_calls,
                 duration_ms = report.duration.as_millis() as u64,

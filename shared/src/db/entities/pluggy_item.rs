@@ -29,8 +29,11 @@ pub struct Model {
     pub last_updated_at: Option<DateTimeUtc>,
     /// Set by `item/deleted`; history is kept.
     pub deleted_at: Option<DateTimeUtc>,
-    /// Our last full sync.
+    /// When our last full sync began reading Pluggy (our clock): an event received
+    /// before it was seen by that sync.
     pub synced_at: Option<DateTimeUtc>,
+    /// Pluggy's `lastUpdatedAt` as our last sync (full or reconciliation) read it.
+    pub synced_last_updated_at: Option<DateTimeUtc>,
     /// Row creation.
     pub created_at: DateTimeUtc,
     /// Last change.

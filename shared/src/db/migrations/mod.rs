@@ -12,6 +12,7 @@ mod m20261129_000007_payment_settlement;
 mod m20261129_000008_mark_deleted_accounts;
 mod m20261129_000009_event_lookups;
 mod m20261129_000010_event_search;
+mod m20261129_000011_pluggy_sweeps;
 
 /// Every migration, in order.
 #[derive(Debug)]
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000008_mark_deleted_accounts::Migration),
             Box::new(m20261129_000009_event_lookups::Migration),
             Box::new(m20261129_000010_event_search::Migration),
+            Box::new(m20261129_000011_pluggy_sweeps::Migration),
         ]
     }
 }

@@ -77,7 +77,12 @@ pub async fn apply(
         } => {
             let ready = item.is_ready();
             store::undo_deletion_before(txn, &item.id, fetched_at).await?;
-            store::upsert_item(txn, &item, event, ready).await?;
+            let synced = if ready {
+                store::Synced::Full(fetched_at)
+            } else {
+                store::Synced::No
+            };
+            store::upsert_item(txn, &item, event, synced).await?;
             let accounts_written = store::upsert_accounts(txn, &accounts, ready).await?;
             let mut transactions_written = 0;
             for (account_id, list) in &transactions {

@@ -33,8 +33,8 @@ pub enum Plan {
     ItemDeleted { item_id: String },
     /// Events recorded without an API call.
     Record { item_id: Option<String> },
-    /// `item/created|updated` received before a full sync of the item completed: that
-    /// sync read everything the event announces, so no API call is made.
+    /// `item/created|updated` received before a full sync of the item began reading
+    /// Pluggy: that sync saw what the event announces, so no API call is made.
     SyncSkipped {
         item_id: String,
         synced_at: chrono::DateTime<chrono::Utc>,
@@ -73,6 +73,10 @@ const API_EVENTS: &[&str] = &[
     "account/created",
     "account/updated",
 ];
+
+/// How far the gateway's clock (an event's receipt) and the worker's (a sync's start)
+/// may disagree before a skipped sync could miss a change.
+pub const CLOCK_MARGIN: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
 
 /// Whether `event` starts a full sync of its item.
 pub fn syncs_item(event: &str) -> bool {
@@ -182,12 +186,15 @@ pub async fn prepare(
         }
         "item/created" | "item/updated" => {
             let item_id = required(payload, "itemId", event)?;
-            // Pluggy sends several of these within seconds while it syncs an item.
+            // Pluggy sends several of these within seconds while it syncs an item. A
+            // full sync that *began* after the event arrived read what it announces; one
+            // that only ended after it may have read too early. The margin covers the
+            // gateway's and the worker's clocks disagreeing.
             let synced_at = PluggyItems::find_by_id(item_id.clone())
                 .one(db)
                 .await?
                 .and_then(|i| i.synced_at);
-            if let Some(synced_at) = synced_at.filter(|at| *at > received_at) {
+            if let Some(synced_at) = synced_at.filter(|began| *began > received_at + CLOCK_MARGIN) {
                 return Ok(Plan::SyncSkipped { item_id, synced_at });
             }
             let fetched_at = chrono::Utc::now();

@@ -44,14 +44,28 @@ fn decimal(v: Option<&Value>) -> Option<String> {
 /// that finds it at Pluggy again reactivate it.
 const DELETED: &str = "deleted";
 
+/// What a write of the item says about our sync of it.
+#[derive(Debug, Clone, Copy)]
+pub enum Synced {
+    /// Not synced (the item is not ready).
+    No,
+    /// A full sync whose reads of Pluggy began at this time (our clock): events
+    /// received before it need no sync of their own.
+    Full(DateTime<Utc>),
+    /// The reconciliation's partial sync (transactions created since a watermark): it
+    /// records which `lastUpdatedAt` it read, never a full sync.
+    Reconciled,
+}
+
 /// Inserts or updates the item, remembering the event that touched it last.
 pub async fn upsert_item<C: ConnectionTrait>(
     db: &C,
     item: &Item,
     event: &str,
-    synced: bool,
+    synced: Synced,
 ) -> Result<(), DbErr> {
     let now = Utc::now();
+    let read_last_updated = time(item.last_updated_at.as_deref());
     let row = pluggy_item::ActiveModel {
         id: Set(item.id.clone()),
         status: Set(item.status.clone()),
@@ -64,7 +78,14 @@ pub async fn upsert_item<C: ConnectionTrait>(
         pluggy_updated_at: Set(time(item.updated_at.as_deref())),
         last_updated_at: Set(time(item.last_updated_at.as_deref())),
         deleted_at: Set(None),
-        synced_at: Set(synced.then_some(now)),
+        synced_at: Set(match synced {
+            Synced::Full(began) => Some(began),
+            Synced::No | Synced::Reconciled => None,
+        }),
+        synced_last_updated_at: Set(match synced {
+            Synced::No => None,
+            Synced::Full(_) | Synced::Reconciled => read_last_updated,
+        }),
         created_at: Set(now),
         updated_at: Set(now),
     };
@@ -80,8 +101,13 @@ pub async fn upsert_item<C: ConnectionTrait>(
         pluggy_item::Column::LastUpdatedAt,
         pluggy_item::Column::UpdatedAt,
     ];
-    if synced {
-        update.push(pluggy_item::Column::SyncedAt);
+    match synced {
+        Synced::No => {}
+        Synced::Full(_) => update.extend([
+            pluggy_item::Column::SyncedAt,
+            pluggy_item::Column::SyncedLastUpdatedAt,
+        ]),
+        Synced::Reconciled => update.push(pluggy_item::Column::SyncedLastUpdatedAt),
     }
     PluggyItems::insert(row)
         .on_conflict(
@@ -114,6 +140,7 @@ pub async fn touch_item<C: ConnectionTrait>(
         last_updated_at: Set(None),
         deleted_at: Set(None),
         synced_at: Set(None),
+        synced_last_updated_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     };
