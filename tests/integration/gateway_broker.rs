@@ -262,3 +262,46 @@ async fn a_channel_the_broker_closes_is_replaced_alone_and_an_alarm_answers_503_
     .await;
     assert_eq!(gw.readyz().await, 200);
 }
+
+/// `AMQP_URL` with several addresses (a cluster's nodes; here two proxies in front of
+/// one broker, which serves the same queues through either, as a cluster does): when
+/// the node in use goes away the gateway moves to the other, declares its topology
+/// again and answers 200 through it, whichever node it started on. What was answered 200
+/// is in the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_several_addresses_the_gateway_moves_to_a_node_that_answers() {
+    let first = TcpProxy::start(BROKER.parse().unwrap(), Mode::Up).await;
+    let second = TcpProxy::start(BROKER.parse().unwrap(), Mode::Up).await;
+    let gw = spawn_gateway_with(GatewaySettings {
+        amqp_url: format!("{}, {}", first.amqp_url(), second.amqp_url()),
+        ..GatewaySettings::default()
+    })
+    .await;
+    gw.wait_ready().await;
+    for (round, (down, up)) in [(&first, &second), (&second, &first)]
+        .into_iter()
+        .enumerate()
+    {
+        up.set(Mode::Up);
+        down.set(Mode::Down);
+        eventually(
+            "200 through the node left",
+            Duration::from_secs(30),
+            || async {
+                (livetip(gw.addr, &format!("several-{round}")).await.status == 200).then_some(())
+            },
+        )
+        .await;
+    }
+    let queued: Vec<String> = hookwire_tests::broker::drain(&gw.queue(Provider::LiveTip))
+        .await
+        .into_iter()
+        .map(|t| String::from_utf8_lossy(&t.body).into_owned())
+        .collect();
+    for id in ["several-0", "several-1"] {
+        assert!(
+            queued.iter().any(|body| body.contains(id)),
+            "the 200 for {id} is in the queue: {queued:?}"
+        );
+    }
+}

@@ -31,7 +31,8 @@ use super::topology::Topology;
 /// How the link connects.
 #[derive(Clone, Debug)]
 pub struct LinkConfig {
-    /// `amqp://` or `amqps://` URL.
+    /// `amqp://` or `amqps://` URL, or several separated by commas (the nodes of a
+    /// cluster): a lost or refused connection moves on to the next one.
     pub url: String,
     /// Shown in the broker's connection list (`hookwire-gateway`, `hookwire-worker`).
     pub connection_name: String,
@@ -291,7 +292,25 @@ impl Inner {
     }
 }
 
+/// The addresses of `AMQP_URL`: one URL, or several separated by commas.
+fn addresses(url: &str) -> Vec<&str> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .collect()
+}
+
+/// `host:port` of an address, for logs (never the credentials).
+fn node_of(url: &str) -> String {
+    url.parse::<AMQPUri>()
+        .map(|u| format!("{}:{}", u.authority.host, u.authority.port))
+        .unwrap_or_else(|_| "?".to_owned())
+}
+
 async fn supervise(inner: Arc<Inner>, shutdown: CancellationToken) {
+    let nodes = addresses(&inner.config.url);
+    // Replicas start on different nodes, so a cluster's connections spread out.
+    let mut turn = std::process::id() as usize % nodes.len().max(1);
     let mut backoff = ExponentialBackoff {
         // The crate starts from `current_interval`, not `initial_interval`.
         current_interval: Duration::from_millis(100),
@@ -302,8 +321,12 @@ async fn supervise(inner: Arc<Inner>, shutdown: CancellationToken) {
     };
     let mut failures = 0u32;
     loop {
+        let url = nodes
+            .get(turn % nodes.len().max(1))
+            .copied()
+            .unwrap_or_default();
         let attempt = tokio::select! {
-            attempt = connect(&inner.config) => attempt,
+            attempt = connect(&inner.config, url) => attempt,
             () = shutdown.cancelled() => break,
         };
         match attempt {
@@ -316,6 +339,7 @@ async fn supervise(inner: Arc<Inner>, shutdown: CancellationToken) {
                 .increment(1);
                 inner.set_live(Some(live.clone()));
                 tracing::info!(
+                    node = %node_of(url),
                     channels = live.channels.len(),
                     "connected to the broker; topology declared"
                 );
@@ -323,7 +347,11 @@ async fn supervise(inner: Arc<Inner>, shutdown: CancellationToken) {
                 inner.set_live(None);
                 let _ = live.connection.close(200, "hookwire closing".into()).await;
                 match lost {
-                    Some(reason) => tracing::warn!(%reason, "broker connection lost; reconnecting"),
+                    Some(reason) => {
+                        tracing::warn!(%reason, node = %node_of(url), "broker connection lost; reconnecting");
+                        // The node that failed is tried last.
+                        turn += 1;
+                    }
                     None => break,
                 }
             }
@@ -331,7 +359,13 @@ async fn supervise(inner: Arc<Inner>, shutdown: CancellationToken) {
                 failures += 1;
                 // The first failure is news; the hundredth in a row is noise.
                 if failures == 1 || failures.is_power_of_two() {
-                    tracing::warn!(error = %error, failures, "cannot reach the broker; retrying");
+                    tracing::warn!(error = %error, node = %node_of(url), failures, "cannot reach the broker; retrying");
+                }
+                turn += 1;
+                // A round of every node without success waits; the next node of a
+                // round is tried at once.
+                if nodes.len() > 1 && !turn.is_multiple_of(nodes.len()) {
+                    continue;
                 }
                 let delay = backoff.next_backoff().unwrap_or(Duration::from_secs(5));
                 tokio::select! {
@@ -402,11 +436,21 @@ async fn watch_until_lost(
 /// different: the process starts, answers 503 and reconnects.) The message names the
 /// variable, never the value, which holds the password.
 pub fn check_url(url: &str) -> Result<(), String> {
-    url.parse::<AMQPUri>().map(drop).map_err(|_| {
-        "AMQP_URL (--amqp-url) is not a valid AMQP URL; expected \
-         amqp://user:password@host:port/vhost or amqps://..."
-            .to_owned()
-    })
+    let nodes = addresses(url);
+    if nodes.is_empty() {
+        return Err("AMQP_URL (--amqp-url) is empty".to_owned());
+    }
+    for (i, node) in nodes.iter().enumerate() {
+        node.parse::<AMQPUri>().map_err(|_| {
+            format!(
+                "AMQP_URL (--amqp-url) address {} of {} is not a valid AMQP URL; expected \
+                 amqp://user:password@host:port/vhost or amqps://..., several separated by commas",
+                i + 1,
+                nodes.len()
+            )
+        })?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -417,10 +461,13 @@ mod tests {
     fn a_url_that_cannot_parse_is_named_never_shown() {
         assert!(check_url("amqp://guest:guest@127.0.0.1:5672/%2f").is_ok());
         assert!(check_url("amqps://u:p@broker.internal/vhost?heartbeat=10").is_ok());
+        assert!(check_url("amqp://u:p@rabbit-0:5672/%2f, amqp://u:p@rabbit-1:5672/%2f").is_ok());
         for bad in [
             "nonsense",
             "http://u:s3cret@host/",
             "amqp://u:s3cret@host:port/",
+            "amqp://u:s3cret@rabbit-0/,nonsense",
+            " , ",
         ] {
             let error = check_url(bad).err().unwrap_or_default();
             assert!(
@@ -441,8 +488,8 @@ enum ConnectError {
     Timeout,
 }
 
-async fn connect(config: &LinkConfig) -> Result<Live, ConnectError> {
-    let mut uri: AMQPUri = config.url.parse().map_err(ConnectError::Url)?;
+async fn connect(config: &LinkConfig, url: &str) -> Result<Live, ConnectError> {
+    let mut uri: AMQPUri = url.parse().map_err(ConnectError::Url)?;
     if uri.query.heartbeat.is_none() {
         uri.query.heartbeat = u16::try_from(config.heartbeat.as_secs()).ok();
     }
