@@ -29,7 +29,7 @@ echo "-- Kubernetes manifests (kubernetes-validate --strict, $K8S_VERSION)"
 manifests=()
 for f in deploy/k8s/*.yaml deploy/k8s/optional/*.yaml; do
   case "$f" in
-    */kustomization.yaml | */worker-scaledobject.yaml) ;; # not core API kinds
+    */kustomization.yaml | */worker-scaledobject.yaml | */rabbitmq-cluster.yaml) ;; # not core API kinds
     *) manifests+=("$f") ;;
   esac
 done
@@ -69,5 +69,17 @@ assert "hookwire-secrets" in env_from, "AMQP_URL comes from the Secret the trigg
 for t in spec["triggers"]:
     assert t["metadata"]["mode"] in {"QueueLength", "MessageRate"} and int(t["metadata"]["value"]) > 0
 print("   ScaledObject matches the worker Deployment and the work queues")
+PY
+echo "-- RabbitmqCluster (three nodes, in hookwire's namespace)"
+"$venv/bin/python" - <<'PY'
+import yaml
+rc = yaml.safe_load(open("deploy/k8s/optional/rabbitmq-cluster.yaml"))
+ns = yaml.safe_load(open("deploy/k8s/namespace.yaml"))
+assert rc["apiVersion"] == "rabbitmq.com/v1beta1" and rc["kind"] == "RabbitmqCluster"
+assert rc["metadata"]["namespace"] == ns["metadata"]["name"], "namespace"
+assert rc["spec"]["replicas"] == 3, "three nodes: a majority survives one loss"
+conf = rc["spec"]["rabbitmq"]["additionalConfig"]
+assert "pause_minority" in conf and "default_queue_type = quorum" in conf
+print("   RabbitmqCluster: 3 replicas, pause_minority, quorum queues")
 PY
 echo "deploy files valid"
