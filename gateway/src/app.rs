@@ -129,7 +129,10 @@ impl Application {
         }
         // The link outlives the listener: in-flight requests still publish while draining.
         let background = CancellationToken::new();
-        let topology = config.amqp_prefix.clone();
+        let topology = config
+            .amqp_prefix
+            .clone()
+            .with_quorum_group_size(config.amqp_quorum_initial_group_size);
         let events_exchange = topology.events_exchange();
         let (link, link_task) = BrokerLink::start(
             LinkConfig {

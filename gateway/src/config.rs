@@ -36,6 +36,12 @@ pub struct GatewayConfig {
     #[arg(long, env = "AMQP_PREFIX", default_value = "hookwire", value_parser = parse_topology)]
     pub amqp_prefix: Topology,
 
+    /// Replicas of each quorum queue this process creates (unset: the broker's default,
+    /// every node of the cluster). Queues that exist keep theirs.
+    #[arg(long, env = "AMQP_QUORUM_INITIAL_GROUP_SIZE",
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub amqp_quorum_initial_group_size: Option<u32>,
+
     /// Confirm-mode channels used for publishing; more channels spread confirm work.
     #[arg(long, env = "AMQP_PUBLISH_CHANNELS", default_value_t = 8,
           value_parser = clap::value_parser!(u16).range(1..=256))]

@@ -305,3 +305,48 @@ async fn with_several_addresses_the_gateway_moves_to_a_node_that_answers() {
         );
     }
 }
+
+/// The arguments the shared node shows for `queue` (`rabbitmqctl list_queues`).
+fn queue_arguments(queue: &str) -> String {
+    let output = std::process::Command::new("rabbitmqctl")
+        .args(["-q", "list_queues", "name", "arguments"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{queue}\t")).map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// `AMQP_QUORUM_INITIAL_GROUP_SIZE` sizes the quorum queues a process creates; a queue
+/// that exists keeps its size (RabbitMQ refuses to redeclare it with another), so a
+/// process set differently still starts, and consumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quorum_group_size_sizes_new_queues_and_spares_existing_ones() {
+    let gw =
+        spawn_gateway_with(GatewaySettings::default().arg("--amqp-quorum-initial-group-size", "1"))
+            .await;
+    gw.wait_ready().await;
+    let work = gw.queue(Provider::LiveTip);
+    let created = queue_arguments(&work);
+    assert!(
+        created.contains("x-quorum-initial-group-size") && created.contains(",1}"),
+        "{created}"
+    );
+    let db = hookwire_tests::database::TestDatabase::sqlite();
+    let worker = hookwire_tests::worker::spawn_worker(
+        &db.url,
+        &gw.topology,
+        &["--amqp-quorum-initial-group-size", "3"],
+    )
+    .await;
+    worker.wait_consuming().await;
+    assert_eq!(
+        queue_arguments(&work),
+        created,
+        "the existing queue is left as it was"
+    );
+    let dead = queue_arguments(&gw.topology.topology.dead_letter_queue(Provider::LiveTip));
+    assert!(dead.contains(",3}"), "the worker's new queue: {dead}");
+    assert_eq!(livetip(gw.addr, "group-size").await.status, 200);
+}

@@ -27,6 +27,8 @@ pub struct Ledger {
     pub sent: BTreeSet<String>,
     /// When each request began (before its connection was opened).
     pub started: Vec<(tokio::time::Instant, String)>,
+    /// When each answer came, and whether it was a 2xx (`run_load_retrying`).
+    pub answers: Vec<(tokio::time::Instant, bool)>,
 }
 
 /// One LiveTip `payment_confirmed` (unmatched, paid: it creates a payment row, so the
@@ -86,6 +88,56 @@ pub async fn run_load(
                         }
                         _ => l.refused += 1,
                     }
+                }
+                tokio::time::sleep(pace).await;
+            }
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    ledger.lock().unwrap().clone()
+}
+
+/// Like [`run_load`], but each event is sent again (every 200 ms, for at most
+/// `give_up`) until it is answered 2xx, as a provider retries: `refused` counts the
+/// refused attempts, `accepted` what finally landed.
+pub async fn run_load_retrying(
+    addr: SocketAddr,
+    tag: &str,
+    total: usize,
+    clients: usize,
+    pace: Duration,
+    give_up: Duration,
+) -> Ledger {
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let mut tasks = Vec::new();
+    for client in 0..clients {
+        let ledger = ledger.clone();
+        let tag = tag.to_owned();
+        tasks.push(tokio::spawn(async move {
+            for n in (client..total).step_by(clients) {
+                let id = format!("{tag}-{n}");
+                let deadline = tokio::time::Instant::now() + give_up;
+                ledger.lock().unwrap().sent.insert(id.clone());
+                loop {
+                    let began = tokio::time::Instant::now();
+                    let status = try_send(addr, &id).await;
+                    let ok = status.is_some_and(|s| (200..300).contains(&s));
+                    {
+                        let mut l = ledger.lock().unwrap();
+                        l.started.push((began, id.clone()));
+                        l.answers.push((tokio::time::Instant::now(), ok));
+                        if ok {
+                            l.accepted.insert(id.clone());
+                        } else {
+                            l.refused += 1;
+                        }
+                    }
+                    if ok || tokio::time::Instant::now() > deadline {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
                 tokio::time::sleep(pace).await;
             }

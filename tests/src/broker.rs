@@ -327,6 +327,47 @@ impl PrivateRabbit {
         format!("amqp://guest:guest@127.0.0.1:{}/%2f?heartbeat=5", self.port)
     }
 
+    /// The Erlang node name (`hwtest…@localhost`).
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Joins `seed`'s cluster (the nodes share the `rabbitmq` user's Erlang cookie).
+    pub fn join(&self, seed: &PrivateRabbit) {
+        self.ctl(&["stop_app"]);
+        self.ctl(&["join_cluster", &seed.node]);
+        self.ctl(&["start_app"]);
+    }
+
+    /// Kills the node's Erlang VM with SIGKILL and leaves it down.
+    pub fn kill(&mut self) {
+        let pid = std::fs::read_to_string(self.dir.join("pid")).unwrap_or_default();
+        let pid = pid.trim();
+        assert!(!pid.is_empty(), "the node wrote its pid");
+        let killed = std::process::Command::new("kill")
+            .args(["-9", pid])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(self.dir.join("pid"));
+    }
+
+    /// The node (of those listed) leading the quorum queue `queue`, as this node's
+    /// cluster sees it.
+    pub fn quorum_leader(&self, queue: &str) -> Option<String> {
+        let output = std::process::Command::new("rabbitmqctl")
+            .args(["-q", "-n", &self.node, "list_queues", "name", "leader"])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .find(|(name, _)| *name == queue)
+            .map(|(_, leader)| leader.trim().to_owned())
+    }
+
     /// Stops the broker application (connections dropped, data kept).
     pub fn stop_app(&self) {
         self.ctl(&["stop_app"]);

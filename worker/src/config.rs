@@ -126,6 +126,12 @@ pub struct WorkerSettings {
     #[arg(long, env = "AMQP_PREFIX", default_value = "hookwire", value_parser = parse_topology)]
     pub amqp_prefix: Topology,
 
+    /// Replicas of each quorum queue this process creates (unset: the broker's default,
+    /// every node of the cluster). Queues that exist keep theirs.
+    #[arg(long, env = "AMQP_QUORUM_INITIAL_GROUP_SIZE",
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub amqp_quorum_initial_group_size: Option<u32>,
+
     /// LiveTip slots of this process: each is a consumer on its own channel handling
     /// one batch at a time, so this many transactions run at once. Each queue has its
     /// own slots, so slow Pluggy syncs never hold up payments.
@@ -379,6 +385,7 @@ impl WorkerSettings {
         self.amqp_prefix
             .clone()
             .with_retry_delays(self.worker_retry_delays.0.clone())
+            .with_quorum_group_size(self.amqp_quorum_initial_group_size)
     }
 }
 

@@ -499,8 +499,8 @@ async fn connect(config: &LinkConfig, url: &str) -> Result<Live, ConnectError> {
         let connection = Connection::connect_uri(uri, properties).await?;
         let setup = connection.create_channel().await?;
         match config.scope {
-            TopologyScope::Ingest => config.topology.declare(&setup).await?,
-            TopologyScope::Worker => config.topology.declare_worker(&setup).await?,
+            TopologyScope::Ingest => config.topology.declare(&connection, &setup).await?,
+            TopologyScope::Worker => config.topology.declare_worker(&connection, &setup).await?,
         }
         let _ = setup.close(200, "topology declared".into()).await;
         let mut channels = Vec::with_capacity(config.publish_channels.max(1));

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{Channel, ExchangeKind};
+use lapin::{Channel, Connection, ExchangeKind};
 
 use crate::provider::Provider;
 
@@ -24,6 +24,7 @@ pub const REJECTED_QUEUE_MAX_LENGTH: i64 = 100_000;
 pub struct Topology {
     prefix: String,
     retry_delays: Vec<Duration>,
+    quorum_group_size: Option<u32>,
 }
 
 /// The prefix holds characters that would make confusing or invalid names.
@@ -43,6 +44,7 @@ impl Topology {
             Ok(Self {
                 prefix: prefix.to_owned(),
                 retry_delays: Vec::new(),
+                quorum_group_size: None,
             })
         } else {
             Err(InvalidPrefix(prefix.to_owned()))
@@ -53,6 +55,14 @@ impl Topology {
     /// only at a queue's head, so mixing delays in one queue would stall short ones).
     pub fn with_retry_delays(mut self, delays: Vec<Duration>) -> Self {
         self.retry_delays = delays;
+        self
+    }
+
+    /// Replicas of each quorum queue this process creates (`None`: the broker's
+    /// default, every node). A queue that exists keeps the size it was created with:
+    /// RabbitMQ refuses to redeclare it with another.
+    pub fn with_quorum_group_size(mut self, size: Option<u32>) -> Self {
+        self.quorum_group_size = size;
         self
     }
 
@@ -116,10 +126,15 @@ impl Topology {
 
     /// Declares the worker's share: dead-letter queues and the retry steps, on top of
     /// what [`Topology::declare`] creates.
-    pub async fn declare_worker(&self, channel: &Channel) -> Result<(), lapin::Error> {
-        self.declare(channel).await?;
+    pub async fn declare_worker(
+        &self,
+        connection: &Connection,
+        channel: &Channel,
+    ) -> Result<(), lapin::Error> {
+        self.declare(connection, channel).await?;
         for provider in Provider::ALL {
-            declare_quorum(
+            self.declare_quorum(
+                connection,
                 channel,
                 &self.dead_letter_queue(provider),
                 FieldTable::default(),
@@ -159,14 +174,19 @@ impl Topology {
                 "x-overflow".into(),
                 AMQPValue::LongString(LongString::from("reject-publish")),
             );
-            declare_quorum(channel, &name, arguments).await?;
+            self.declare_quorum(connection, channel, &name, arguments)
+                .await?;
             bind(channel, &name, &name, "").await?;
         }
         Ok(())
     }
 
     /// Declares the exchange, queues and bindings; safe to repeat, from any process.
-    pub async fn declare(&self, channel: &Channel) -> Result<(), lapin::Error> {
+    pub async fn declare(
+        &self,
+        connection: &Connection,
+        channel: &Channel,
+    ) -> Result<(), lapin::Error> {
         let durable = ExchangeDeclareOptions {
             durable: true,
             ..ExchangeDeclareOptions::default()
@@ -182,7 +202,8 @@ impl Topology {
             .await?;
         for provider in Provider::ALL {
             let queue = self.work_queue(provider);
-            declare_quorum(channel, &queue, FieldTable::default()).await?;
+            self.declare_quorum(connection, channel, &queue, FieldTable::default())
+                .await?;
             bind(
                 channel,
                 &queue,
@@ -201,7 +222,8 @@ impl Topology {
             AMQPValue::LongString(LongString::from("drop-head")),
         );
         let rejected = self.rejected_queue();
-        declare_quorum(channel, &rejected, capped).await?;
+        self.declare_quorum(connection, channel, &rejected, capped)
+            .await?;
         bind(
             channel,
             &rejected,
@@ -212,26 +234,49 @@ impl Topology {
     }
 }
 
-async fn declare_quorum(
-    channel: &Channel,
-    queue: &str,
-    mut arguments: FieldTable,
-) -> Result<(), lapin::Error> {
-    arguments.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString(LongString::from("quorum")),
-    );
-    channel
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..QueueDeclareOptions::default()
-            },
-            arguments,
-        )
-        .await
-        .map(|_| ())
+impl Topology {
+    /// Declares a quorum queue. With a group size set, a queue that exists is left as
+    /// it is (asked on a channel of its own: the broker closes the channel that asks
+    /// about a missing queue, or redeclares one with another size).
+    async fn declare_quorum(
+        &self,
+        connection: &Connection,
+        channel: &Channel,
+        queue: &str,
+        mut arguments: FieldTable,
+    ) -> Result<(), lapin::Error> {
+        let options = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        if let Some(size) = self.quorum_group_size {
+            let probe = connection.create_channel().await?;
+            let passive = QueueDeclareOptions {
+                passive: true,
+                ..options
+            };
+            let exists = probe
+                .queue_declare(queue.into(), passive, FieldTable::default())
+                .await
+                .is_ok();
+            let _ = probe.close(200, "probed".into()).await;
+            if exists {
+                return Ok(());
+            }
+            arguments.insert(
+                "x-quorum-initial-group-size".into(),
+                AMQPValue::LongInt(i32::try_from(size).unwrap_or(i32::MAX)),
+            );
+        }
+        arguments.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString(LongString::from("quorum")),
+        );
+        channel
+            .queue_declare(queue.into(), options, arguments)
+            .await
+            .map(|_| ())
+    }
 }
 
 async fn bind(
