@@ -309,8 +309,15 @@ fn node_of(url: &str) -> String {
 
 async fn supervise(inner: Arc<Inner>, shutdown: CancellationToken) {
     let nodes = addresses(&inner.config.url);
-    // Replicas start on different nodes, so a cluster's connections spread out.
-    let mut turn = std::process::id() as usize % nodes.len().max(1);
+    // Replicas start on different nodes, so a cluster's connections spread out (a
+    // random start: in containers every process is pid 1).
+    let mut turn = {
+        use std::hash::{BuildHasher, Hasher};
+        std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish() as usize
+            % nodes.len().max(1)
+    };
     let mut backoff = ExponentialBackoff {
         // The crate starts from `current_interval`, not `initial_interval`.
         current_interval: Duration::from_millis(100),
@@ -350,7 +357,7 @@ async fn supervise(inner: Arc<Inner>, shutdown: CancellationToken) {
                     Some(reason) => {
                         tracing::warn!(%reason, node = %node_of(url), "broker connection lost; reconnecting");
                         // The node that failed is tried last.
-                        turn += 1;
+                        turn = turn.wrapping_add(1);
                     }
                     None => break,
                 }
@@ -361,10 +368,10 @@ async fn supervise(inner: Arc<Inner>, shutdown: CancellationToken) {
                 if failures == 1 || failures.is_power_of_two() {
                     tracing::warn!(error = %error, node = %node_of(url), failures, "cannot reach the broker; retrying");
                 }
-                turn += 1;
+                turn = turn.wrapping_add(1);
                 // A round of every node without success waits; the next node of a
                 // round is tried at once.
-                if nodes.len() > 1 && !turn.is_multiple_of(nodes.len()) {
+                if nodes.len() > 1 && !(failures as usize).is_multiple_of(nodes.len()) {
                     continue;
                 }
                 let delay = backoff.next_backoff().unwrap_or(Duration::from_secs(5));

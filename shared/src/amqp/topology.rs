@@ -235,9 +235,14 @@ impl Topology {
 }
 
 impl Topology {
-    /// Declares a quorum queue. With a group size set, a queue that exists is left as
-    /// it is (asked on a channel of its own: the broker closes the channel that asks
-    /// about a missing queue, or redeclares one with another size).
+    /// Declares a quorum queue that does not exist yet; one that exists is left as it
+    /// is. Its group size was fixed when it was created, and RabbitMQ refuses to
+    /// redeclare a queue whose arguments differ in any way, size included (present or
+    /// absent): processes set differently, or a rollout between settings, would
+    /// otherwise fail to connect for good. The other arguments are fixed by this code,
+    /// so nothing is lost by not repeating them (a release that changes them must
+    /// recreate the queue, and says so). Asked on a channel of its own: the broker
+    /// closes the channel that asks about a missing queue.
     async fn declare_quorum(
         &self,
         connection: &Connection,
@@ -249,20 +254,26 @@ impl Topology {
             durable: true,
             ..QueueDeclareOptions::default()
         };
-        if let Some(size) = self.quorum_group_size {
-            let probe = connection.create_channel().await?;
-            let passive = QueueDeclareOptions {
-                passive: true,
-                ..options
-            };
-            let exists = probe
-                .queue_declare(queue.into(), passive, FieldTable::default())
-                .await
-                .is_ok();
-            let _ = probe.close(200, "probed".into()).await;
-            if exists {
+        let probe = connection.create_channel().await?;
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..options
+        };
+        match probe
+            .queue_declare(queue.into(), passive, FieldTable::default())
+            .await
+        {
+            Ok(_) => {
+                let _ = probe.close(200, "probed".into()).await;
                 return Ok(());
             }
+            // Only "not found" says the queue is missing; any other failure (a node
+            // without its majority, a timeout) is the broker's, and is passed on.
+            Err(error) if matches!(error.kind(), lapin::ErrorKind::ProtocolError(e) if e.get_id() == 404) =>
+                {}
+            Err(error) => return Err(error),
+        }
+        if let Some(size) = self.quorum_group_size {
             arguments.insert(
                 "x-quorum-initial-group-size".into(),
                 AMQPValue::LongInt(i32::try_from(size).unwrap_or(i32::MAX)),
