@@ -68,40 +68,12 @@ pub async fn run_load(
     clients: usize,
     pace: Duration,
 ) -> Ledger {
-    let ledger = Arc::new(Mutex::new(Ledger::default()));
-    let mut tasks = Vec::new();
-    for client in 0..clients {
-        let ledger = ledger.clone();
-        let tag = tag.to_owned();
-        tasks.push(tokio::spawn(async move {
-            for n in (client..total).step_by(clients) {
-                let id = format!("{tag}-{n}");
-                let began = tokio::time::Instant::now();
-                let status = try_send(addr, &id).await;
-                {
-                    let mut l = ledger.lock().unwrap();
-                    l.started.push((began, id.clone()));
-                    l.sent.insert(id.clone());
-                    match status {
-                        Some(s) if (200..300).contains(&s) => {
-                            l.accepted.insert(id);
-                        }
-                        _ => l.refused += 1,
-                    }
-                }
-                tokio::time::sleep(pace).await;
-            }
-        }));
-    }
-    for task in tasks {
-        let _ = task.await;
-    }
-    ledger.lock().unwrap().clone()
+    run_load_retrying(addr, tag, total, clients, pace, Duration::ZERO).await
 }
 
 /// Like [`run_load`], but each event is sent again (every 200 ms, for at most
-/// `give_up`) until it is answered 2xx, as a provider retries: `refused` counts the
-/// refused attempts, `accepted` what finally landed.
+/// `give_up`; zero: once) until it is answered 2xx, as a provider retries: `refused`
+/// counts the refused attempts, `accepted` what finally landed.
 pub async fn run_load_retrying(
     addr: SocketAddr,
     tag: &str,

@@ -308,17 +308,7 @@ impl PrivateRabbit {
     /// Kills the node's Erlang VM with SIGKILL (no clean shutdown, as a crash or an
     /// OOM kill would), then starts it again on the same data and ports.
     pub fn kill_and_restart(&mut self) {
-        let pid = std::fs::read_to_string(self.dir.join("pid")).unwrap_or_default();
-        let pid = pid.trim();
-        assert!(!pid.is_empty(), "the node wrote its pid");
-        let killed = std::process::Command::new("kill")
-            .args(["-9", pid])
-            .status()
-            .unwrap();
-        assert!(killed.success());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(self.dir.join("pid"));
+        self.kill();
         self.child = Self::spawn_node(&self.node, &self.dir, self.port, self.dist_port);
         self.wait_started();
     }
