@@ -56,7 +56,6 @@ db_stats() { # -> "commits inserted updated" so far in the bench database
   psql -tA -F' ' -h 127.0.0.1 -U postgres -d postgres -c \
     "SELECT xact_commit, tup_inserted, tup_updated FROM pg_stat_database WHERE datname = '$BENCH_DB'"
 }
-wait_done() { while [ "$(finished_events)" -lt "$1" ]; do sleep 0.2; done; }
 mean_batch() { # metrics port -> mean events per transaction
   curl -s "127.0.0.1:$1/metrics" | awk '/^hookwire_worker_batch_size_sum/{s=$2} /^hookwire_worker_batch_size_count/{c=$2} END{if (c) printf "%.1f", s/c; else print "?"}'
 }
@@ -72,12 +71,12 @@ declare -A RATE
 run throughput || WORKERS=""
 for n in $WORKERS; do
   create_db; start_gateway "$GW"; fill "fill-$n" "$EVENTS"
-  WORKER_PIDS=()
+  WORKER_PIDS=(); WORKER_PORTS=()
   sleep 1  # statistics are flushed to pg_stat_database about once a second
   read -r c0 i0 u0 < <(db_stats)
   start=$(date +%s.%N)
   for i in $(seq "$n"); do start_worker $((19100 + i)); done
-  wait_done "$EVENTS"; end=$(date +%s.%N)
+  wait_done "$EVENTS"; end=$DONE_AT
   rss=""; for p in "${WORKER_PIDS[@]}"; do rss+="$(hwm_mib "$p") "; done
   RATE[$n]=$(rate "$EVENTS" "$start" "$end")
   sleep 1
@@ -91,8 +90,8 @@ ONE=${RATE[1]:-0}
 if run tls; then
   DB_QUERY=""
   create_db; start_gateway "$GW"; fill "fill-tls" "$EVENTS"
-  WORKER_PIDS=(); start=$(date +%s.%N); start_worker 19109
-  wait_done "$EVENTS"; end=$(date +%s.%N)
+  WORKER_PIDS=(); WORKER_PORTS=(); start=$(date +%s.%N); start_worker 19109
+  wait_done "$EVENTS"; end=$DONE_AT
   echo "1 worker over TLS (sslmode=prefer, sqlx without TCP_NODELAY): $(rate "$EVENTS" "$start" "$end") events/s"
   stop_all
   DB_QUERY="?sslmode=disable"
@@ -101,17 +100,17 @@ fi
 # --- 2. backlog: a deep queue drains like a steady stream
 if run backlog; then
   create_db; start_gateway "$GW"
-  WORKER_PIDS=(); start_worker 19111
+  WORKER_PIDS=(); WORKER_PORTS=(); start_worker 19111
   fill steady "$EVENTS"   # sent while the worker runs
   wait_done "$EVENTS"
   steady=$(psql -tA -h 127.0.0.1 -U postgres -d "$BENCH_DB" -c \
     "SELECT round(count(*) / greatest(extract(epoch FROM max(processed_at) - min(processed_at)), 0.001)) FROM webhook_events")
-  kill "${WORKER_PIDS[0]}"; wait "${WORKER_PIDS[0]}" 2>/dev/null || true; WORKER_PIDS=()
+  kill "${WORKER_PIDS[0]}"; wait "${WORKER_PIDS[0]}" 2>/dev/null || true; WORKER_PIDS=(); WORKER_PORTS=()
   beam=$(pgrep -f beam.smp | head -1)
   fill backlog "$BACKLOG"
   broker_rss=$(rss_mib "$beam")
   start=$(date +%s.%N); start_worker 19112
-  wait_done $((EVENTS + BACKLOG)); end=$(date +%s.%N)
+  wait_done $((EVENTS + BACKLOG)) "$EVENTS"; end=$DONE_AT
   deep=$(rate "$BACKLOG" "$start" "$end")
   echo "backlog: steady stream $steady events/s; $BACKLOG queued during an outage drained at $deep events/s (ratio $(python3 -c "print(f'{$deep/max($steady,1):.2f}')")); broker RSS with the backlog queued: $broker_rss MiB"
   stop_all
@@ -120,7 +119,7 @@ fi
 # --- 3. latency at 100 events/s: receipt at the gateway to the row marked done
 if run latency; then
   create_db; start_gateway "$GW"
-  WORKER_PIDS=(); start_worker 19113
+  WORKER_PIDS=(); WORKER_PORTS=(); start_worker 19113
   sleep 2
   k6_fixed_rate "http://$GW/webhook" 100 20 "$OUT/e2e-body.json" latency > /dev/null
   wait_done 2000
@@ -143,7 +142,7 @@ PY
   BIG=$((4 * 64 + 100))
   fill big "$BIG"
   cp "$OUT/e2e-body.small" "$OUT/e2e-body.json"
-  WORKER_PIDS=(); start_worker 19114
+  WORKER_PIDS=(); WORKER_PORTS=(); start_worker 19114
   wait_done "$BIG"
   echo "memory: $BIG bodies of 1 MiB drained; worker RSS peak $(hwm_mib "${WORKER_PIDS[0]}") MiB (4 slots x 64 prefetch, batches of at most 4 MiB)"
   stop_all

@@ -38,6 +38,7 @@ pub mod pluggy;
 pub mod queue_monitor;
 pub mod retention;
 pub mod retry;
+pub mod savepoint;
 pub mod settled;
 pub mod settlement;
 pub mod telemetry;

@@ -8,7 +8,7 @@ pub mod livetip;
 pub mod pluggy;
 pub mod rejected;
 
-use sea_orm::{DatabaseConnection, DatabaseTransaction};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use sha2::{Digest, Sha256};
 use shared::db::entities::webhook_event::Status;
 use shared::payload::bounds;
@@ -126,8 +126,8 @@ pub struct Scope<'a> {
 }
 
 /// Writes one prepared event.
-pub async fn apply(
-    txn: &DatabaseTransaction,
+pub async fn apply<C: ConnectionTrait>(
+    txn: &C,
     envelope: &Envelope,
     event_row: Uuid,
     prepared: Prepared,

@@ -12,7 +12,7 @@ pub use batch::{Created, LiveTipBatch};
 
 use chrono::Utc;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 use shared::Envelope;
 use shared::db::entities::payment::{self, Column, Entity as Payments, MatchedBy, PaymentStatus};
@@ -26,8 +26,8 @@ use crate::error::WorkerError;
 use crate::logs::{self, LogEntry};
 
 /// Applies one LiveTip event.
-pub async fn apply(
-    txn: &DatabaseTransaction,
+pub async fn apply<C: ConnectionTrait>(
+    txn: &C,
     envelope: &Envelope,
     event_row: Uuid,
     event: LiveTipEvent,
@@ -84,8 +84,8 @@ fn target(kind: LiveTipEventKind, paid: bool) -> Option<PaymentStatus> {
     }
 }
 
-async fn handle(
-    log: &Logger<'_>,
+async fn handle<C: ConnectionTrait>(
+    log: &Logger<'_, C>,
     event: &LiveTipEvent,
     kind: LiveTipEventKind,
 ) -> Result<Applied, WorkerError> {
@@ -213,8 +213,8 @@ async fn handle(
 /// skipped for the next one. What a batch read up front answers instead of a query
 /// when it still holds (see [`prefetch`]); a binding made since by another replica is
 /// still caught, by `bind`'s key, and a payment taken since by the guard in `take`.
-async fn find(
-    txn: &DatabaseTransaction,
+async fn find<C: ConnectionTrait>(
+    txn: &C,
     incoming: &LiveTipPayment,
     completes: bool,
     prefetched: Option<&LiveTipBatch>,
@@ -230,8 +230,8 @@ async fn find(
     Ok(found)
 }
 
-async fn find_uncached(
-    txn: &DatabaseTransaction,
+async fn find_uncached<C: ConnectionTrait>(
+    txn: &C,
     incoming: &LiveTipPayment,
     completes: bool,
     prefetched: Option<&LiveTipBatch>,
@@ -265,8 +265,8 @@ async fn find_uncached(
 
 /// Moves the status to `to` if, and only if, the current one ranks lower; records
 /// what was received when money arrived.
-async fn advance(
-    txn: &DatabaseTransaction,
+async fn advance<C: ConnectionTrait>(
+    txn: &C,
     id: &str,
     to: PaymentStatus,
     received: Option<&LiveTipPayment>,
@@ -295,8 +295,8 @@ async fn advance(
 }
 
 /// A completed payment for a confirmation nobody expected.
-async fn create(
-    txn: &DatabaseTransaction,
+async fn create<C: ConnectionTrait>(
+    txn: &C,
     event: &LiveTipEvent,
 ) -> Result<payment::Model, WorkerError> {
     let row = payment::ActiveModel::from(new_payment(event)).reset_all();
@@ -336,8 +336,8 @@ fn with(mut base: serde_json::Value, extra: serde_json::Value) -> String {
 }
 
 /// Writes this event's log entries with the shared fields filled in.
-struct Logger<'a> {
-    txn: &'a DatabaseTransaction,
+struct Logger<'a, C> {
+    txn: &'a C,
     written: &'a logs::Buffer,
     prefetched: Option<&'a LiveTipBatch>,
     created: Option<&'a Created>,
@@ -346,7 +346,7 @@ struct Logger<'a> {
     event: &'a str,
 }
 
-impl Logger<'_> {
+impl<C> Logger<'_, C> {
     fn write(&self, log_type: &'static str, status: &'static str, data: Option<String>) {
         self.written.push(LogEntry {
             id: None,

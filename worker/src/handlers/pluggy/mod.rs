@@ -4,7 +4,7 @@
 pub mod prepare;
 pub mod store;
 
-use sea_orm::DatabaseTransaction;
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use shared::Envelope;
 use uuid::Uuid;
@@ -59,8 +59,8 @@ pub fn subscribable(event: &str) -> bool {
 }
 
 /// Applies a prepared Pluggy event.
-pub async fn apply(
-    txn: &DatabaseTransaction,
+pub async fn apply<C: ConnectionTrait>(
+    txn: &C,
     envelope: &Envelope,
     event_row: Uuid,
     event: &str,
