@@ -139,12 +139,12 @@ body = open(sys.argv[1]).read()
 sys.stdout.write(body[:-1] + " " * (1_048_576 - len(body) - 64) + "}")
 PY
   cp "$OUT/e2e-body.json" "$OUT/e2e-body.small"; cp "$OUT/e2e-big.json" "$OUT/e2e-body.json"
-  BIG=$((4 * 64 + 100))
+  BIG=$((3 * 128 + 100))
   fill big "$BIG"
   cp "$OUT/e2e-body.small" "$OUT/e2e-body.json"
   WORKER_PIDS=(); WORKER_PORTS=(); start_worker 19114
   wait_done "$BIG"
-  echo "memory: $BIG bodies of 1 MiB drained; worker RSS peak $(hwm_mib "${WORKER_PIDS[0]}") MiB (4 slots x 64 prefetch, batches of at most 4 MiB)"
+  echo "memory: $BIG bodies of 1 MiB drained; worker RSS peak $(hwm_mib "${WORKER_PIDS[0]}") MiB (3 slots x 128 prefetch, batches of at most 4 MiB)"
   stop_all
 fi
 
@@ -174,7 +174,7 @@ fi
 
 # --- 6. the broker's consume ceiling
 if run broker; then
-  echo "broker consume ceiling (4 slots' prefetch, a multiple ack per $BATCH): $("$BIN/bench-broker-ceiling" --consume 100000 --prefetch 256 --ack-every "$BATCH" --in-flight 256 --envelope-headers)"
+  echo "broker consume ceiling (3 slots x 128 prefetch, a multiple ack per $BATCH): $("$BIN/bench-broker-ceiling" --consume 100000 --prefetch 384 --ack-every "$BATCH" --in-flight 256 --envelope-headers)"
 fi
 
 CEILING=${CEILING:-0}
