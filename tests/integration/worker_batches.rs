@@ -247,6 +247,63 @@ async fn a_batch_finishes_failed_attempts_it_takes_over_like_new_events() {
     assert!(worker.stop().await);
 }
 
+/// An effect's savepoint is set only when the effect sends a statement; whatever the
+/// mix, undoing a failed effect takes back its own writes and nothing of the others,
+/// and the transaction goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_effect_undone_takes_back_only_its_own_statements() {
+    use worker::savepoint::Effect;
+    let db = TestDatabase::postgres().await;
+    let conn = db.connect().await;
+    conn.execute_unprepared("CREATE TABLE marks (mark int NOT NULL)")
+        .await
+        .unwrap();
+    let txn = conn.begin().await.unwrap();
+    let mut effect = Effect::new(&txn, true);
+    let insert = |mark: &str| format!("INSERT INTO marks VALUES ({mark})");
+    // 1: fails at its first statement (its savepoint came just before it).
+    effect.next();
+    assert!(effect.execute_unprepared(&insert("'one'")).await.is_err());
+    effect.undo().await.unwrap();
+    // 2: writes and stands.
+    effect.next();
+    effect.execute_unprepared(&insert("2")).await.unwrap();
+    // 3: sends nothing and fails: nothing to take back, 2 stays.
+    effect.next();
+    effect.undo().await.unwrap();
+    // 4: writes, then fails: its write goes, 2's stays.
+    effect.next();
+    effect.execute_unprepared(&insert("4")).await.unwrap();
+    assert!(effect.execute_unprepared(&insert("NULL")).await.is_err());
+    effect.undo().await.unwrap();
+    // 5: writes and stands; then the batch's own statement, on the transaction.
+    effect.next();
+    effect.execute_unprepared(&insert("5")).await.unwrap();
+    txn.execute_unprepared(&insert("6")).await.unwrap();
+    txn.commit().await.unwrap();
+    let marks: Vec<i32> = conn
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT mark FROM marks ORDER BY mark",
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get("", "mark").unwrap())
+        .collect();
+    assert_eq!(marks, [2, 5, 6]);
+
+    // Alone in its transaction, an effect has no savepoint: its failure is the
+    // transaction's, which the caller rolls back whole.
+    let txn = conn.begin().await.unwrap();
+    let mut alone = Effect::new(&txn, false);
+    alone.next();
+    assert!(alone.execute_unprepared(&insert("NULL")).await.is_err());
+    assert!(alone.undo().await.is_ok());
+    assert!(txn.execute_unprepared(&insert("7")).await.is_err(), "aborted");
+    txn.rollback().await.unwrap();
+}
+
 fn payer(i: usize) -> String {
     if i == 4 {
         "poison".to_owned()
