@@ -300,7 +300,10 @@ async fn an_effect_undone_takes_back_only_its_own_statements() {
     alone.next();
     assert!(alone.execute_unprepared(&insert("NULL")).await.is_err());
     assert!(alone.undo().await.is_ok());
-    assert!(txn.execute_unprepared(&insert("7")).await.is_err(), "aborted");
+    assert!(
+        txn.execute_unprepared(&insert("7")).await.is_err(),
+        "aborted"
+    );
     txn.rollback().await.unwrap();
 }
 
