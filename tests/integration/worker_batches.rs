@@ -276,6 +276,8 @@ async fn an_effect_undone_takes_back_only_its_own_statements() {
     effect.execute_unprepared(&insert("4")).await.unwrap();
     assert!(effect.execute_unprepared(&insert("NULL")).await.is_err());
     effect.undo().await.unwrap();
+    // The batch records 4's failure on the transaction itself (as `release_in` does).
+    txn.execute_unprepared(&insert("40")).await.unwrap();
     // 5: writes and stands; then the batch's own statement, on the transaction.
     effect.next();
     effect.execute_unprepared(&insert("5")).await.unwrap();
@@ -291,7 +293,7 @@ async fn an_effect_undone_takes_back_only_its_own_statements() {
         .iter()
         .map(|row| row.try_get("", "mark").unwrap())
         .collect();
-    assert_eq!(marks, [2, 5, 6]);
+    assert_eq!(marks, [2, 5, 6, 40]);
 
     // Alone in its transaction, an effect has no savepoint: its failure is the
     // transaction's, which the caller rolls back whole.

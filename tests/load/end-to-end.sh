@@ -60,7 +60,7 @@ mean_batch() { # metrics port -> mean events per transaction
   curl -s "127.0.0.1:$1/metrics" | awk '/^hookwire_worker_batch_size_sum/{s=$2} /^hookwire_worker_batch_size_count/{c=$2} END{if (c) printf "%.1f", s/c; else print "?"}'
 }
 stop_all() {
-  for p in "${WORKER_PIDS[@]}" "$GATEWAY_PID"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done
+  for p in "${WORKER_PIDS[@]}" "$GATEWAY_PID"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE $BENCH_DB WITH (FORCE)" >/dev/null; BENCH_DB=""
   "$BIN/bench-broker-ceiling" --delete-topology "$PREFIX" >/dev/null
 }
@@ -82,7 +82,7 @@ for n in $WORKERS; do
   batch=$(mean_batch 19101)
   # A backend reports its counts at most once a second, and an idle one only after
   # 10 s: stopping the workers makes theirs report (at exit) before they are read.
-  for p in "${WORKER_PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done
+  for p in "${WORKER_PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   WORKER_PIDS=()
   sleep 1
   read -r c1 i1 u1 < <(db_stats)
@@ -178,6 +178,9 @@ SQL
   # time-ordered. Here: dedupe keys are sha256 hex, trace ids 32 random hex digits
   # shared by the event's three log rows, request ids random, payment ids random,
   # event and log ids time-ordered, log data of the three sizes the worker writes.
+  # Payment ids are scattered but unique (a multiplicative hash of the sequence): random
+  # ones of 8 hex digits collide within a run, and pgbench drops the client that hits
+  # one.
   cat > "$OUT/pgbench-rows.sql" <<SQL
   BEGIN;
   SELECT count(*) FROM livetip_bindings WHERE livetip_payment_id IN (SELECT 'pg-' || (random() * 1e7)::bigint FROM generate_series(1, $BATCH));
@@ -187,7 +190,7 @@ SQL
     w AS (INSERT INTO webhook_events (id, provider, event, dedupe_key, provider_event_id, payload, received_at, status, attempts, duplicates, trace_id, request_id, processed_by, created_at, updated_at, processed_at)
           SELECT id, 'livetip', 'payment_confirmed', 'sha256:' || encode(sha256(n::text::bytea), 'hex'), 'pg-' || n, convert_to(repeat('x', 300), 'UTF8'), now(), 'processed', 1, 0, trace, request, 'pgbench', now(), now(), now() FROM e),
     p AS (INSERT INTO payments (id, user_name, amount, currency, status, livetip_payment_id, content, matched_by, created_at, updated_at, paid_at, received_amount, received_currency)
-          SELECT 'HW-' || upper(substr(md5(random()::text), 1, 8)), 'viewer_4242', '25.50', 'BRL', 'completed', 'pg-' || n, repeat('x', 170), 'created', now(), now(), now(), '25.50', 'BRL' FROM e
+          SELECT 'HW-' || upper(lpad(to_hex((n * 2654435761) % 4294967296), 8, '0')), 'viewer_4242', '25.50', 'BRL', 'completed', 'pg-' || n, repeat('x', 170), 'created', now(), now(), now(), '25.50', 'BRL' FROM e
           RETURNING id, livetip_payment_id),
     b AS (INSERT INTO livetip_bindings (livetip_payment_id, payment_id, created_at) SELECT livetip_payment_id, id, now() FROM p)
   INSERT INTO webhook_logs (id, timestamp, type, event, status, data, ip, provider, webhook_event_id, trace_id)
@@ -196,9 +199,11 @@ SQL
     ORDER BY e.n, t.k;
   COMMIT;
 SQL
-  pg_rate() { # script -> events/s
-    local tps
-    tps=$(pgbench -n -h 127.0.0.1 -U postgres -c 4 -j 2 -T "$BASELINE_SECONDS" -f "$1" "$BENCH_DB" 2>/dev/null | awk '/^tps = /{printf "%.0f", $3}')
+  pg_rate() { # script -> events/s; a client that failed makes the figure meaningless
+    local out tps
+    out=$(pgbench -n -h 127.0.0.1 -U postgres -c 4 -j 2 -T "$BASELINE_SECONDS" -f "$1" "$BENCH_DB" 2>&1) || true
+    if grep -qiE "aborted|error" <<<"$out"; then echo "pgbench failed with $1:" >&2; grep -iE "aborted|error" <<<"$out" | head -3 >&2; exit 1; fi
+    tps=$(awk '/^tps = /{printf "%.0f", $3}' <<<"$out")
     echo $((tps * BATCH))
   }
   OLD_CEILING=$(pg_rate "$OUT/pgbench-batch.sql")

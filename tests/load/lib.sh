@@ -80,7 +80,7 @@ WORKER_PORTS=()
 settled_by_workers() {
   local total=0 port
   for port in "${WORKER_PORTS[@]}"; do
-    total=$((total + $(curl -s "127.0.0.1:$port/metrics" | awk '/^hookwire_worker_(messages_succeeded|duplicates_skipped)_total/{s+=$2} END{printf "%d", s}')))
+    total=$((total + $(curl -s -m 2 "127.0.0.1:$port/metrics" | awk '/^hookwire_worker_(messages_succeeded|duplicates_skipped)_total/{s+=$2} END{printf "%d", s}')))
   done
   echo "$total"
 }

@@ -342,10 +342,13 @@ async fn custom_plans<T>(
         )
         .await?;
     }
-    let read = reads.await?;
+    let read = reads.await;
     if postgres {
-        txn.execute_unprepared("SET LOCAL plan_cache_mode = auto; SET LOCAL enable_seqscan = on")
-            .await?;
+        // Back to what the server, database or role set, for the rest of the batch.
+        txn.execute_unprepared(
+            "SET LOCAL plan_cache_mode TO DEFAULT; SET LOCAL enable_seqscan TO DEFAULT",
+        )
+        .await?;
     }
-    Ok(read)
+    read
 }

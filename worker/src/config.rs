@@ -135,7 +135,8 @@ pub struct WorkerSettings {
     /// LiveTip slots of this process: each is a consumer on its own channel handling
     /// one batch at a time, so this many transactions run at once. Each queue has its
     /// own slots, so slow Pluggy syncs never hold up payments. Three kept a 2-core
-    /// host's database as busy as four did, with a quarter fewer messages held.
+    /// host's database as busy as four did (each with its next batch prefetched), with
+    /// a quarter fewer messages held.
     #[arg(long, env = "WORKER_LIVETIP_CONCURRENCY", default_value_t = 3,
           value_parser = clap::value_parser!(u16).range(1..=1_000))]
     pub worker_livetip_concurrency: u16,
@@ -144,7 +145,7 @@ pub struct WorkerSettings {
     /// is at most this many. Twice the batch size: while a slot writes one batch, its
     /// next is already here. Equal to it, a slot's next batch waited for the broker to
     /// refill after each ack and often closed short (53 events on average instead of
-    /// 64; 25 % fewer events/s, BENCHMARKS.md).
+    /// 64; about a fifth fewer events/s, BENCHMARKS.md).
     #[arg(long, env = "WORKER_LIVETIP_PREFETCH", default_value_t = 128,
           value_parser = clap::value_parser!(u16).range(1..=10_000))]
     pub worker_livetip_prefetch: u16,
@@ -162,8 +163,8 @@ pub struct WorkerSettings {
     pub worker_pluggy_prefetch: u16,
 
     /// Deliveries one slot handles in one database transaction (also bounded by the
-    /// queue's prefetch). At most 64: each event runs under a savepoint, and PostgreSQL
-    /// keeps 64 subtransactions per transaction in memory.
+    /// queue's prefetch). At most 64: an effect that sends a statement runs under its
+    /// own savepoint, and PostgreSQL keeps 64 subtransactions per transaction in memory.
     #[arg(long, env = "WORKER_BATCH_SIZE", default_value_t = 64,
           value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_BATCH_SIZE)))]
     pub worker_batch_size: u16,
@@ -281,9 +282,10 @@ pub struct WorkerSettings {
     pub log_format: LogFormat,
 }
 
-/// The most events one transaction takes. Each effect runs under a savepoint, a
-/// subtransaction; PostgreSQL keeps up to 64 of them per transaction in shared memory,
-/// and past that every other session's snapshot checks pay for a lookup on disk.
+/// The most events one transaction takes. An effect that sends a statement runs under
+/// a savepoint, a subtransaction; PostgreSQL keeps up to 64 of them per transaction in
+/// shared memory, and past that every other session's snapshot checks pay for a lookup
+/// on disk.
 pub const MAX_BATCH_SIZE: u16 = 64;
 
 /// How much of one queue a worker process takes on.

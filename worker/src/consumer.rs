@@ -2,9 +2,10 @@
 //! broker spreads deliveries, prefetch bounds what each holds.
 //!
 //! A queue gets `concurrency` slots. A slot is one consumer on its own channel taking
-//! one batch at a time ([`crate::collect`]) and handing it to [`crate::batch`], so
-//! everything unsettled on its channel belongs to the batch in hand: one `multiple`
-//! ack can settle it.
+//! one batch at a time ([`crate::collect`]) and handing it to [`crate::batch`]. Its
+//! prefetch may hold the next batch already; those deliveries came later, so their tags
+//! are higher than any of the batch in hand, and one `multiple` ack up to the batch's
+//! last delivery settles the batch and nothing after it.
 //!
 //! A slot survives broker restarts: when its channel dies it waits for the link to
 //! reconnect and consumes again. Deliveries that were in flight are redelivered by the
@@ -124,7 +125,9 @@ impl Slot {
             tracing::info!(queue = %self.queue, slot = %self.tag, "consuming");
             loop {
                 let next = tokio::select! {
-                    next = collect::next_batch(&mut consumer, self.batch, |d| d.data.len()) => next,
+                    // Shutdown first: with the next batch already in the prefetch, an
+                    // unbiased choice could keep taking batches after SIGTERM.
+                    biased;
                     () = shutdown.cancelled() => {
                         // Stop new deliveries; what the broker sent ahead goes back when
                         // the channel closes.
@@ -133,6 +136,7 @@ impl Slot {
                             .await;
                         break;
                     }
+                    next = collect::next_batch(&mut consumer, self.batch, |d| d.data.len()) => next,
                 };
                 let Some(deliveries) = next else {
                     tracing::warn!(queue = %self.queue, "consumer cancelled by the broker; re-subscribing");

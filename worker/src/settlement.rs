@@ -4,9 +4,10 @@
 //! inbox makes the second copy a duplicate).
 //!
 //! A batch whose effects committed is acknowledged with one `multiple` ack up to its
-//! last delivery ([`ack_through`]). That is safe because a slot's channel carries one
-//! batch at a time and every delivery of it that did not commit with the batch was
-//! settled alone before: the ack covers nothing unsettled.
+//! last delivery ([`ack_through`]). That is safe because a slot handles one batch at a
+//! time, in delivery order: deliveries of its next batch, already in the prefetch, have
+//! higher tags, and every delivery of this one that did not commit with the batch was
+//! settled alone before. The ack covers nothing unsettled.
 
 use chrono::{SecondsFormat, Utc};
 use lapin::message::Delivery;
