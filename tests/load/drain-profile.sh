@@ -18,21 +18,9 @@ DB_QUERY="?sslmode=disable"
 EVENTS=${EVENTS:-30000}
 GW=127.0.0.1:18110
 ensure_tools
-livetip_body 300 BENCH_ID > "$OUT/drain-body.json"
-cat > "$OUT/k6-drain.js" <<JS
-import http from 'k6/http';
-import exec from 'k6/execution';
-const template = open('$PWD/$OUT/drain-body.json');
-export const options = { discardResponseBodies: true,
-  scenarios: { fill: { executor: 'shared-iterations', vus: 32, iterations: $EVENTS, maxDuration: '20m' } },
-  thresholds: { http_req_failed: ['rate==0'] } };
-export default function () {
-  const body = template.replace('BENCH_ID', 'drain-' + exec.scenario.iterationInTest + '-' + __ENV.RUN);
-  http.post('http://$GW/webhook', body, { headers: { 'Content-Type': 'application/json', 'X-Livetip-Webhook-Secret-Token': '$TOKEN' } });
-}
-JS
+livetip_body 300 BENCH_ID > "$OUT/e2e-body.json"
 create_db; start_gateway "$GW"
-"$K6" run --quiet -e RUN="d$RANDOM" "$OUT/k6-drain.js" > "$OUT/k6-drain.log" 2>&1 || { echo "fill failed: see $OUT/k6-drain.log" >&2; exit 1; }
+fill drain "$EVENTS"
 sleep 1
 statements() { [ -n "${PGPORT:-}" ] && psql -h 127.0.0.1 -U postgres -d "$BENCH_DB" "$@"; }
 statements -qc "SELECT pg_stat_statements_reset()" > /dev/null || true

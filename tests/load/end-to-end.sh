@@ -34,24 +34,6 @@ GW=127.0.0.1:18110
 ensure_tools
 echo "== $(nproc) cores, $(uname -r), $(date -u +%FT%TZ); RabbitMQ $(rabbitmqctl -q version 2>/dev/null || echo '?'), $(psql -tA -h 127.0.0.1 -U postgres -c 'SHOW server_version')"
 livetip_body 300 BENCH_ID > "$OUT/e2e-body.json"
-fill_script() { # name count vus -> k6 script posting count distinct events
-  cat > "$OUT/k6-$1.js" <<JS
-import http from 'k6/http';
-import exec from 'k6/execution';
-const template = open('$PWD/$OUT/e2e-body.json');
-export const options = { discardResponseBodies: true,
-  scenarios: { fill: { executor: 'shared-iterations', vus: $3, iterations: $2, maxDuration: '20m' } },
-  thresholds: { http_req_failed: ['rate==0'] } };
-export default function () {
-  const body = template.replace('BENCH_ID', 'e2e-' + exec.scenario.iterationInTest + '-' + __ENV.RUN);
-  http.post('http://$GW/webhook', body, { headers: { 'Content-Type': 'application/json', 'X-Livetip-Webhook-Secret-Token': '$TOKEN' } });
-}
-JS
-}
-fill() { # name count -> queued through the gateway
-  fill_script "$1" "$2" 32
-  "$K6" run --quiet -e RUN="$1-$RANDOM" "$OUT/k6-$1.js" > "$OUT/k6-$1.log" 2>&1 || { echo "fill failed: see $OUT/k6-$1.log" >&2; exit 1; }
-}
 db_stats() { # -> "commits inserted updated" so far in the bench database
   psql -tA -F' ' -h 127.0.0.1 -U postgres -d postgres -c \
     "SELECT xact_commit, tup_inserted, tup_updated FROM pg_stat_database WHERE datname = '$BENCH_DB'"

@@ -76,6 +76,27 @@ start_worker() { # metrics port
 }
 WORKER_PORTS=()
 
+# Queues `count` distinct LiveTip events through the gateway at $GW: copies of
+# $OUT/e2e-body.json whose BENCH_ID becomes a unique paymentId (k6, 32 users).
+fill_script() { # name count vus -> k6 script posting count distinct events
+  cat > "$OUT/k6-$1.js" <<JS
+import http from 'k6/http';
+import exec from 'k6/execution';
+const template = open('$PWD/$OUT/e2e-body.json');
+export const options = { discardResponseBodies: true,
+  scenarios: { fill: { executor: 'shared-iterations', vus: $3, iterations: $2, maxDuration: '20m' } },
+  thresholds: { http_req_failed: ['rate==0'] } };
+export default function () {
+  const body = template.replace('BENCH_ID', 'e2e-' + exec.scenario.iterationInTest + '-' + __ENV.RUN);
+  http.post('http://$GW/webhook', body, { headers: { 'Content-Type': 'application/json', 'X-Livetip-Webhook-Secret-Token': '$TOKEN' } });
+}
+JS
+}
+fill() { # name count -> queued through the gateway
+  fill_script "$1" "$2" 32
+  "$K6" run --quiet -e RUN="$1-$RANDOM" "$OUT/k6-$1.js" > "$OUT/k6-$1.log" 2>&1 || { echo "fill failed: see $OUT/k6-$1.log" >&2; exit 1; }
+}
+
 # Events the running workers have settled with a committed outcome (their metrics).
 settled_by_workers() {
   local total=0 port

@@ -179,13 +179,9 @@ async fn pluggy(settings: WorkerSettings, command: PluggyCommand) -> ExitCode {
 /// `worker pluggy reconcile`: one sweep, its report on stdout.
 async fn reconcile(settings: WorkerSettings, item: Option<String>, dry_run: bool) -> ExitCode {
     use crate::pluggy::reconcile::{self, Sweep};
-    let Some(config) = settings.pluggy() else {
-        eprintln!("PLUGGY_CLIENT_ID and PLUGGY_CLIENT_SECRET are required to call Pluggy");
-        return ExitCode::from(2);
-    };
-    let client = match crate::pluggy::PluggyClient::new(config) {
+    let client = match pluggy_client(&settings) {
         Ok(client) => client,
-        Err(error) => return fail("cannot build the Pluggy client", &error),
+        Err(code) => return code,
     };
     let db = match shared::db::connect(settings.database_url(), 4).await {
         Ok(db) => db,
@@ -248,13 +244,9 @@ async fn setup_webhook(
         eprintln!("PLUGGY_WEBHOOK_SECRET is empty: Pluggy deliveries could not authenticate");
         return ExitCode::from(2);
     };
-    let Some(config) = settings.pluggy() else {
-        eprintln!("PLUGGY_CLIENT_ID and PLUGGY_CLIENT_SECRET are required to call Pluggy");
-        return ExitCode::from(2);
-    };
-    let client = match crate::pluggy::PluggyClient::new(config) {
+    let client = match pluggy_client(&settings) {
         Ok(client) => client,
-        Err(error) => return fail("cannot build the Pluggy client", &error),
+        Err(code) => return code,
     };
     match webhooks::setup(&client, &url, event, &secret, force).await {
         Ok(Outcome::Created { id }) => println!("created webhook {id}: {event} -> {url}"),
@@ -265,6 +257,17 @@ async fn setup_webhook(
         Err(error) => return fail("webhook setup failed", &error),
     }
     ExitCode::SUCCESS
+}
+
+/// The Pluggy client a subcommand calls the API with, or the exit code that says why
+/// there is none.
+fn pluggy_client(settings: &WorkerSettings) -> Result<crate::pluggy::PluggyClient, ExitCode> {
+    let Some(config) = settings.pluggy() else {
+        eprintln!("PLUGGY_CLIENT_ID and PLUGGY_CLIENT_SECRET are required to call Pluggy");
+        return Err(ExitCode::from(2));
+    };
+    crate::pluggy::PluggyClient::new(config)
+        .map_err(|error| fail("cannot build the Pluggy client", &error))
 }
 
 fn fail(what: &str, error: &dyn std::error::Error) -> ExitCode {
