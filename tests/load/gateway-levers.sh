@@ -3,13 +3,15 @@
 #
 #   tests/load/gateway-levers.sh                       # defaults: 2 rounds, 10 s each
 #   ROUNDS=3 SECONDS_EACH=15 CHANNELS="8 2 16" tests/load/gateway-levers.sh
+#   VARIANTS="TOKIO_WORKER_THREADS=2;TOKIO_WORKER_THREADS=1" PUBLISHER=0 tests/load/gateway-levers.sh
 #
 # Each round runs, one after the other on the local broker:
 #   - the gateway at saturation (wrk, 64 connections, the bench's mixed Pluggy/LiveTip
-#     bodies) once per AMQP_PUBLISH_CHANNELS value in CHANNELS;
+#     bodies) once per AMQP_PUBLISH_CHANNELS value in CHANNELS, or once per variant in
+#     VARIANTS (environment settings for the gateway, variants separated by ';');
 #   - the bare publisher (64 in flight, 8 channels) in each message shape: default
 #     exchange, topic exchange, direct exchange, envelope headers, topic with headers,
-#     and that without `mandatory`.
+#     and that without `mandatory` (PUBLISHER=0 leaves these out).
 # Prints req/s or msg/s, CPU microseconds per message of the process measured and of
 # the broker, and for the gateway how many TCP data segments it sent the broker per
 # message (1.0: every publish went out alone; lower: publishes shared a segment).
@@ -18,6 +20,8 @@ source "$(dirname "$0")/lib.sh"
 ROUNDS=${ROUNDS:-2}
 SECONDS_EACH=${SECONDS_EACH:-10}
 CHANNELS=${CHANNELS:-"8 2 1"}
+VARIANTS=${VARIANTS:-$(for c in $CHANNELS; do printf 'AMQP_PUBLISH_CHANNELS=%s;' "$c"; done)}
+PUBLISHER=${PUBLISHER:-1}
 GW_ADDR=127.0.0.1:18082
 PLUGGY_SECRET=bench-pluggy-secret
 ensure_tools
@@ -36,8 +40,9 @@ io_writes() {
 }
 AMQP_PORT=$(sed -E 's#.*:([0-9]+)/.*#\1#' <<<"$AMQP_URL")
 
-gateway_round() { # channels
-  start_gateway "$GW_ADDR" AMQP_PUBLISH_CHANNELS="$1" AMQP_URL="$AMQP_URL" \
+gateway_round() { # "NAME=value ..." for the gateway's environment
+  # shellcheck disable=SC2086 # one word per setting
+  start_gateway "$GW_ADDR" $1 AMQP_URL="$AMQP_URL" \
     PLUGGY_SIGNING_KEY=$PLUGGY_SECRET PLUGGY_WEBHOOK_SECRET=bench-pluggy-header
   local gw=$GATEWAY_PID g0 g1 b0 b1 w0 w1 n rate
   g0=$(cpu_ticks "$gw"); b0=$(cpu_ticks "$(broker_pid)"); w0=$(io_writes "$gw")
@@ -46,7 +51,7 @@ gateway_round() { # channels
   read -r rate n < <(wrk_summary "$OUT/levers-wrk.txt" | awk '{print $1, $5}')
   kill "$gw"; wait "$gw" 2>/dev/null || true
   "$BIN/bench-broker-ceiling" --url "$AMQP_URL" --delete-topology "$PREFIX"
-  printf '  %-34s %7s /s  cpu_us gateway/broker %s/%s  segments to the broker per msg %s\n' "gateway, $1 channels" "$rate" \
+  printf '  %-34s %7s /s  cpu_us gateway/broker %s/%s  segments to the broker per msg %s\n' "gateway, $1" "$rate" \
     "$(us "$g0" "$g1" "$n")" "$(us "$b0" "$b1" "$n")" "$(python3 -c "print(round(($w1 - $w0) / max($n, 1), 2))")"
 }
 
@@ -65,7 +70,9 @@ ceiling_round() { # label args...
 echo "== machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); $(date -u +%FT%TZ); rabbitmq $(rabbitmqctl -q version 2>/dev/null)"
 for round in $(seq "$ROUNDS"); do
   echo "round $round"
-  for c in $CHANNELS; do gateway_round "$c"; done
+  IFS=';' read -ra variants <<<"$VARIANTS"
+  for v in "${variants[@]}"; do [ -z "$v" ] || gateway_round "$v"; done
+  [ "$PUBLISHER" = 1 ] || continue
   ceiling_round "publisher, default exchange"
   ceiling_round "publisher, topic exchange" --topic
   ceiling_round "publisher, direct exchange" --direct

@@ -14,11 +14,12 @@
 //! - [`handlers`]: per-provider effects, inside the claim's transaction.
 //! - [`retry`]: the backoff policy and retry steps; [`error`]: transient or permanent.
 //! - [`dlq`]: dead-letter listing and replay; [`health`]: `/healthz`, `/readyz`;
-//!   [`logs`]: the spec's webhook log.
+//!   [`logs`]: the spec's webhook log; [`bulk_insert`]: a batch's whole-row inserts.
 
 pub mod app;
 pub mod audit;
 pub mod batch;
+pub mod bulk_insert;
 pub mod cli;
 pub mod collect;
 pub mod config;

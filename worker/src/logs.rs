@@ -78,25 +78,8 @@ impl Buffer {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
-        insert(db, rows).await
+        crate::bulk_insert::insert_all(db, rows).await
     }
-}
-
-/// Rows per statement: well under either backend's limit on bound parameters.
-const ROWS_PER_INSERT: usize = 500;
-
-async fn insert<C: ConnectionTrait>(
-    db: &C,
-    rows: Vec<webhook_log::ActiveModel>,
-) -> Result<(), DbErr> {
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<_> = rows.by_ref().take(ROWS_PER_INSERT).collect();
-        WebhookLogs::insert_many(chunk)
-            .exec_without_returning(db)
-            .await?;
-    }
-    Ok(())
 }
 
 fn row(entry: LogEntry) -> webhook_log::ActiveModel {
@@ -115,9 +98,11 @@ fn row(entry: LogEntry) -> webhook_log::ActiveModel {
     }
 }
 
-/// A body as log data: the JSON text when it is JSON, else nothing.
+/// A body as log data: the JSON text when it is JSON, else nothing. Checked, not
+/// rebuilt: a round trip through `serde_json::Value` allocates a node per JSON value
+/// to store the same text.
 pub fn body_as_data(body: &[u8]) -> Option<String> {
-    serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .map(|v| v.to_string())
+    let text = std::str::from_utf8(body).ok()?;
+    serde_json::from_str::<serde::de::IgnoredAny>(text).ok()?;
+    Some(text.trim().to_owned())
 }

@@ -23,9 +23,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait};
-use shared::db::entities::livetip_binding::{self, Entity as Bindings};
-use shared::db::entities::payment::{self, Entity as Payments};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DbErr};
+use shared::db::entities::livetip_binding;
+use shared::db::entities::payment;
 
 use super::matching;
 
@@ -150,12 +150,7 @@ impl LiveTipBatch {
             .into_iter()
             .map(|(_, p)| payment::ActiveModel::from(p).reset_all())
             .collect();
-        Payments::insert_many(payments)
-            .exec_without_returning(db)
-            .await?;
-        Bindings::insert_many(bindings)
-            .exec_without_returning(db)
-            .await?;
-        Ok(())
+        crate::bulk_insert::insert_all(db, payments).await?;
+        crate::bulk_insert::insert_all(db, bindings).await
     }
 }

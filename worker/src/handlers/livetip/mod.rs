@@ -38,9 +38,10 @@ pub async fn apply<C: ConnectionTrait>(
         written: scope.written,
         prefetched: scope.livetip,
         created: scope.created,
-        envelope,
         event_row,
         event: &event.event,
+        ip: envelope.client_ip.map(|ip| ip.to_string()),
+        trace_id: envelope.trace.trace_id(),
     };
     log.write("webhook", "received", logs::body_as_data(&envelope.body));
     let applied = match LiveTipEventKind::from_name(&event.event) {
@@ -341,9 +342,11 @@ struct Logger<'a, C> {
     written: &'a logs::Buffer,
     prefetched: Option<&'a LiveTipBatch>,
     created: Option<&'a Created>,
-    envelope: &'a Envelope,
     event_row: Uuid,
     event: &'a str,
+    /// Formatted once for the event's several entries.
+    ip: Option<String>,
+    trace_id: String,
 }
 
 impl<C> Logger<'_, C> {
@@ -354,10 +357,10 @@ impl<C> Logger<'_, C> {
             event: Some(self.event.to_owned()),
             status,
             data,
-            ip: self.envelope.client_ip.map(|ip| ip.to_string()),
+            ip: self.ip.clone(),
             provider: Some("livetip"),
             webhook_event_id: Some(self.event_row),
-            trace_id: Some(self.envelope.trace.trace_id()),
+            trace_id: Some(self.trace_id.clone()),
         });
     }
 }
