@@ -4,6 +4,7 @@
 #   tests/load/gateway-bench.sh            # defaults: 20 s saturation runs, 30 s at 2,000 req/s
 #   SAT_SECONDS=10 RATE_SECONDS=15 tests/load/gateway-bench.sh
 #   PIN=1 tests/load/gateway-bench.sh      # a private broker alone on CPU 0, the rest on CPU 1
+#   GATEWAY_ENV="TOKIO_WORKER_THREADS=1" tests/load/gateway-bench.sh   # settings for the gateway alone
 #
 # Prints, for each of (gateway, bare lapin publisher, bare hyper server): requests/s
 # with p50/p99 at saturation (wrk, 64 connections; the publisher with 64 in flight),
@@ -20,6 +21,8 @@ RATE=${RATE:-2000}
 CONNECTIONS=${CONNECTIONS:-64}
 PIN=${PIN:-0}
 GW_ADDR=127.0.0.1:18080
+GW_ADMIN=127.0.0.1:18083
+GATEWAY_ENV=${GATEWAY_ENV:-}
 BARE_ADDR=127.0.0.1:18081
 PLUGGY_SECRET=bench-pluggy-secret
 ensure_tools
@@ -94,8 +97,9 @@ echo "== machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(una
 
 # --- gateway
 # All load comes from one address: the per-address rate limit is off for the benchmark.
-env RUST_LOG=warn RATE_LIMIT_PER_IP=0 MAX_CONNECTIONS_PER_CLIENT=0 GATEWAY_ADDR=$GW_ADDR ADMIN_ADDR=127.0.0.1:0 AMQP_URL="$AMQP_URL" AMQP_PREFIX="$PREFIX" \
-  PLUGGY_SIGNING_KEY=$PLUGGY_SECRET PLUGGY_WEBHOOK_SECRET=bench-pluggy-header LIVETIP_WEBHOOK_TOKEN=$TOKEN "${LOAD[@]}" "$BIN/gateway" > "$OUT/gateway.log" 2>&1 &
+# shellcheck disable=SC2086 # GATEWAY_ENV: one word per setting
+env RUST_LOG=warn RATE_LIMIT_PER_IP=0 MAX_CONNECTIONS_PER_CLIENT=0 GATEWAY_ADDR=$GW_ADDR ADMIN_ADDR=$GW_ADMIN ADMIN_TOKEN=bench-admin AMQP_URL="$AMQP_URL" AMQP_PREFIX="$PREFIX" \
+  PLUGGY_SIGNING_KEY=$PLUGGY_SECRET PLUGGY_WEBHOOK_SECRET=bench-pluggy-header LIVETIP_WEBHOOK_TOKEN=$TOKEN $GATEWAY_ENV "${LOAD[@]}" "$BIN/gateway" > "$OUT/gateway.log" 2>&1 &
 gw=$!; pids+=("$gw")
 wait_http "http://$GW_ADDR/readyz"
 g0=$(cpu_ticks "$gw"); b0=$(cpu_ticks "$(broker_pid)")
@@ -109,7 +113,25 @@ g_rss=$(awk '/VmHWM/{print $2}' /proc/$gw/status)
 # fixed-rate figures would not compare.
 sat_queued=$(queue_total)
 for q in pluggy livetip; do broker_ctl -q purge_queue "$PREFIX.$q" > /dev/null || true; done
+confirm_buckets() { # the gateway's own wait for confirms: "<=le count" per bucket, cumulative
+  curl -s -m 5 -H 'Authorization: Bearer bench-admin' "http://$GW_ADMIN/metrics" |
+    awk -F'[{}"]' '/^hookwire_gateway_publish_confirm_seconds_bucket/ && /outcome="confirmed"/ {
+      for (i = 1; i <= NF; i++) if ($i ~ /le=$/) le = $(i + 1); split($NF, v, " "); c[le] += v[1] }
+      END { for (le in c) print le, c[le] }' | sort -g
+}
+before_k6=$(confirm_buckets)
 read -r gk_p50 gk_p99 gk_p999 gk_reqs gk_failed gk_dropped < <(k6_run "http://$GW_ADDR" gateway)
+sleep 6  # histogram samples are folded into buckets every 5 s
+# Share of the fixed-rate run's confirms that took longer than each bound: whether the
+# gateway's tail is the broker's confirm or the HTTP side around it.
+confirm_tail=$(BEFORE="$before_k6" AFTER="$(confirm_buckets)" python3 -c "
+import os
+def read(v): return {l.split()[0]: float(l.split()[1]) for l in os.environ[v].splitlines() if l.strip()}
+before, after = read('BEFORE'), read('AFTER')
+run = {le: n - before.get(le, 0) for le, n in after.items()}
+total = run.get('+Inf', 0)
+bounds = sorted((float(le), n) for le, n in run.items() if le != '+Inf' and float(le) <= 0.05)
+print('  '.join(f'>{le * 1000:g} ms {100 * (total - n) / max(total, 1):.2f} %' for le, n in bounds) + f'  (of {total:.0f})')")
 queued=$(( sat_queued + $(queue_total) ))
 expected=$(( g_total - g_bad + gk_reqs - gk_failed ))
 kill "$gw"; wait "$gw" 2>/dev/null || true
@@ -142,6 +164,7 @@ echo "  (cpu_us = CPU microseconds per message: the gateway or publisher / the b
 python3 -c "print(f'  gateway / broker ceiling = {$g_rate/$c_rate:.2f}   gateway / gateway-shaped ceiling = {$g_rate/$s_rate:.2f}')"
 echo "fixed rate ($RATE/s, ${RATE_SECONDS}s: k6 constant-arrival-rate; the publisher open-loop)"
 printf '  %-22s p50 %6s ms  p99 %6s ms  p99.9 %6s ms  requests %s  failed %s  dropped %s\n' gateway "$gk_p50" "$gk_p99" "$gk_p999" "$gk_reqs" "$gk_failed" "$gk_dropped"
+echo "  ... its confirm waits   $confirm_tail"
 echo "  broker alone           $fixed_line"
 printf '  %-22s p50 %6s ms  p99 %6s ms  p99.9 %6s ms  requests %s  failed %s  dropped %s\n' "bare hyper" "$bk_p50" "$bk_p99" "$bk_p999" "$bk_reqs" "$bk_failed" "$bk_dropped"
 echo "gateway peak RSS during saturation: $((g_rss / 1024)) MiB"

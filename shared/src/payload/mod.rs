@@ -38,7 +38,10 @@ pub(crate) fn json_object(
 }
 
 /// A second pass over a JSON document that fails on the first object key seen twice.
+/// Keys are borrowed from the body where they hold no escape: the pass allocates a set
+/// per object, not a string per key (it runs on every request the gateway accepts).
 mod unique_keys {
+    use std::borrow::Cow;
     use std::collections::HashSet;
     use std::fmt;
 
@@ -87,13 +90,43 @@ mod unique_keys {
 
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UniqueKeys, A::Error> {
             let mut seen = HashSet::new();
-            while let Some(key) = map.next_key::<String>()? {
-                if !seen.insert(key.clone()) {
+            while let Some(Key(key)) = map.next_key()? {
+                if seen.contains(&key) {
                     return Err(de::Error::custom(format!("the key {key:?} twice")));
                 }
+                seen.insert(key);
                 map.next_value::<UniqueKeys>()?;
             }
             Ok(UniqueKeys)
+        }
+    }
+
+    /// An object key, borrowed from the body unless it had to be unescaped.
+    struct Key<'de>(Cow<'de, str>);
+
+    impl<'de> Deserialize<'de> for Key<'de> {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_str(KeyText)
+        }
+    }
+
+    struct KeyText;
+
+    impl<'de> Visitor<'de> for KeyText {
+        type Value = Key<'de>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object key")
+        }
+
+        fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Key<'de>, E> {
+            Ok(Key(Cow::Borrowed(key)))
+        }
+        fn visit_str<E>(self, key: &str) -> Result<Key<'de>, E> {
+            Ok(Key(Cow::Owned(key.to_owned())))
+        }
+        fn visit_string<E>(self, key: String) -> Result<Key<'de>, E> {
+            Ok(Key(Cow::Owned(key)))
         }
     }
 }
@@ -104,5 +137,31 @@ pub(crate) fn id_like(value: Option<&serde_json::Value>) -> Option<String> {
         serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
         serde_json::Value::Number(n) if n.is_u64() || n.is_i64() => Some(n.to_string()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_object;
+
+    #[test]
+    fn a_key_twice_is_refused_however_it_is_spelled() {
+        for body in [
+            br#"{"a":1,"a":2}"#.as_slice(),
+            br#"{"a":1,"\u0061":2}"#,
+            br#"{"o":{"k\"":1,"k\u0022":2}}"#,
+            br#"{"l":[{"x":1},{"y":1,"y":{}}]}"#,
+        ] {
+            let refused = json_object(body).map(|_| ()).map_err(|e| e.0);
+            assert!(
+                refused.as_ref().is_err_and(|e| e.contains("twice")),
+                "{}: {refused:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        assert!(
+            json_object(br#"{"a":1,"b":{"a":1.000000000000000000001},"c":[{"a":1},{"a":2}]}"#)
+                .is_ok()
+        );
     }
 }
