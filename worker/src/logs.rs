@@ -98,9 +98,9 @@ fn row(entry: LogEntry) -> webhook_log::ActiveModel {
     }
 }
 
-/// A body as log data: the JSON text when it is JSON, else nothing. Checked, not
-/// rebuilt: a round trip through `serde_json::Value` allocates a node per JSON value
-/// to store the same text.
+/// A body as log data: the JSON text as sent (trimmed, not normalised) when it is
+/// JSON, else nothing. Checked, not rebuilt: a round trip through `serde_json::Value`
+/// allocated a node per JSON value on every event.
 pub fn body_as_data(body: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(body).ok()?;
     serde_json::from_str::<serde::de::IgnoredAny>(text).ok()?;
