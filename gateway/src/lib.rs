@@ -3,7 +3,8 @@
 //! # Layout
 //! - [`config`]: settings from the environment, validated at start-up; [`cli`]: the binary.
 //! - [`app`]: [`app::Application`] binds, connects and runs; `main` and tests share it.
-//! - [`http`]: listener (connection cap, timeouts, drain), router, bounded body reads.
+//! - [`http`]: listener (connection cap, timeouts, drain), router; [`body`]: bounded body
+//!   reads and the checks before them, below both the router and the handlers.
 //! - [`verify`]: provider authentication (Pluggy HMAC or secret header, LiveTip token).
 //! - [`ingest`]: per-provider handlers: validate, publish with confirm, answer.
 //! - [`admin`]: the admin listener (monitoring, payments API, test webhook).
@@ -16,6 +17,7 @@
 pub mod admin;
 pub mod app;
 pub mod audit;
+pub mod body;
 pub mod budget;
 pub mod cli;
 pub mod config;

@@ -98,11 +98,11 @@ impl AppState {
         body: hyper::body::Incoming,
         timeout: Duration,
     ) -> Result<(bytes::Bytes, BodyReservation), ApiError> {
-        let declared = crate::http::body::declared_length(headers);
+        let declared = crate::body::declared_length(headers);
         let reserved = self
             .body_budget
             .reserve(declared.unwrap_or(self.body_limit).min(self.body_limit))?;
-        let body = crate::http::body::read_limited(body, headers, self.body_limit, timeout).await?;
+        let body = crate::body::read_limited(body, headers, self.body_limit, timeout).await?;
         Ok((body, reserved))
     }
 

@@ -151,7 +151,7 @@ impl Worker {
             health_stop.clone(),
         ));
         // Pluggy upkeep: the registration check at start-up, then the sweep for what
-        // webhooks missed with a check after each (see `pluggy::reconcile`).
+        // webhooks missed with a check after each (see `reconcile`).
         let upkeep = self.ctx.pluggy.as_ref().map(|client| {
             let registration = self
                 .ctx
@@ -160,10 +160,10 @@ impl Worker {
                 .as_deref()
                 .and_then(|base| crate::pluggy::webhooks::webhook_url(base).ok())
                 .map(|url| url.to_string());
-            tokio::spawn(crate::pluggy::reconcile::every(
+            tokio::spawn(crate::reconcile::every(
                 self.ctx.db.clone(),
                 client.clone(),
-                crate::pluggy::reconcile::Sweep {
+                crate::reconcile::Sweep {
                     item: None,
                     dry_run: false,
                     calls_per_minute: self.ctx.settings.pluggy_reconcile_calls_per_minute,

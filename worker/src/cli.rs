@@ -178,7 +178,7 @@ async fn pluggy(settings: WorkerSettings, command: PluggyCommand) -> ExitCode {
 
 /// `worker pluggy reconcile`: one sweep, its report on stdout.
 async fn reconcile(settings: WorkerSettings, item: Option<String>, dry_run: bool) -> ExitCode {
-    use crate::pluggy::reconcile::{self, Sweep};
+    use crate::reconcile::{self, Sweep};
     let client = match pluggy_client(&settings) {
         Ok(client) => client,
         Err(code) => return code,

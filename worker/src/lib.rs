@@ -11,7 +11,8 @@
 //!   letter; [`settled`]: the one INFO line per settled event; [`audit`]: the gateway's
 //!   rejected-request records.
 //! - [`inbox`]: claim-before-effect on `webhook_events`, the exactly-once mechanism.
-//! - [`handlers`]: per-provider effects, inside the claim's transaction.
+//! - [`handlers`]: per-provider effects, inside the claim's transaction; [`pluggy`]: the
+//!   API client; [`reconcile`]: the sweep for what Pluggy's webhooks missed.
 //! - [`retry`]: the backoff policy and retry steps; [`error`]: transient or permanent.
 //! - [`dlq`]: dead-letter listing and replay; [`health`]: `/healthz`, `/readyz`;
 //!   [`logs`]: the spec's webhook log; [`bulk_insert`]: a batch's whole-row inserts.
@@ -37,6 +38,7 @@ pub mod keyed_gate;
 pub mod logs;
 pub mod pluggy;
 pub mod queue_monitor;
+pub mod reconcile;
 pub mod retention;
 pub mod retry;
 pub mod savepoint;

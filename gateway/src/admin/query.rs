@@ -35,7 +35,7 @@ pub async fn json_body(
     request: hyper::Request<hyper::body::Incoming>,
     limit: u64,
 ) -> Result<serde_json::Value, ApiError> {
-    use crate::http::body::{is_json, read_limited};
+    use crate::body::{is_json, read_limited};
     if !is_json(request.headers()) {
         return Err(ApiError::UnsupportedMediaType);
     }

@@ -1,6 +1,5 @@
-//! HTTP plumbing: routing, body limits, the listener.
+//! HTTP plumbing: routing, the listener, request telemetry.
 
-pub mod body;
 pub mod router;
 pub mod server;
 pub mod telemetry;

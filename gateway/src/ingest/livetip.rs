@@ -10,8 +10,8 @@ use shared::payload::livetip;
 use shared::provider::Provider;
 
 use super::enqueue;
+use crate::body::{check_codings, check_declared_length, is_json};
 use crate::error::{ApiError, json_response};
-use crate::http::body::{check_codings, check_declared_length, is_json};
 use crate::state::{AppState, RequestContext};
 use crate::verify::livetip::verify;
 

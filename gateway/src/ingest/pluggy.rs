@@ -9,8 +9,8 @@ use shared::payload::pluggy::parse_head;
 use shared::provider::Provider;
 
 use super::enqueue;
+use crate::body::{check_codings, check_declared_length, is_json};
 use crate::error::{ApiError, json_response};
-use crate::http::body::{check_codings, check_declared_length, is_json};
 use crate::state::{AppState, RequestContext};
 use crate::verify::pluggy::{HeaderCheck, check_headers, verify_signature};
 

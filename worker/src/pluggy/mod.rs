@@ -3,7 +3,6 @@
 
 pub mod client;
 pub mod model;
-pub mod reconcile;
 pub mod registration;
 pub mod webhooks;
 

@@ -26,9 +26,9 @@ use shared::db::entities::pluggy_item::{self, Entity as PluggyItems};
 use shared::db::entities::pluggy_sweep::{self, Entity as PluggySweeps};
 use tokio_util::sync::CancellationToken;
 
-use super::{PluggyClient, PluggyError};
 use crate::error::WorkerError;
 use crate::handlers::pluggy::{prepare, store};
+use crate::pluggy::{PluggyClient, PluggyError};
 
 /// How far before our last sync transactions are asked for again: Pluggy may date a
 /// transaction's creation a little before the moment it lists it.
@@ -312,7 +312,7 @@ pub async fn every(
     }
     let check = || async {
         if let Some(url) = &registration {
-            let _ = super::registration::check(&client, url).await;
+            let _ = crate::pluggy::registration::check(&client, url).await;
         }
     };
     tokio::select! {
