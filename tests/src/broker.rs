@@ -242,7 +242,49 @@ impl PrivateRabbit {
     }
 
     /// A node with extra `rabbitmq.conf` lines (e.g. `max_message_size = 65536`).
+    ///
+    /// A node that does not boot is started again on fresh ports and a fresh name (at
+    /// most three times), its log printed: its ports are picked free and bound later,
+    /// and on a loaded machine another socket can take one meanwhile (seen once in CI:
+    /// `rabbit_is_not_running` 25 s into a boot). What the tests check starts after.
     pub fn start_with(config: &str) -> Self {
+        let mut failures = Vec::new();
+        for attempt in 1..=3 {
+            let rabbit = Self::boot(config);
+            let pid_file = format!("{}/pid", rabbit.dir.display());
+            match rabbit.try_ctl(&["wait", &pid_file, "--timeout", "90"]) {
+                Ok(()) => return rabbit,
+                Err(error) => {
+                    eprintln!(
+                        "private RabbitMQ node {} did not boot (attempt {attempt} of 3): {error}\n{}",
+                        rabbit.node,
+                        rabbit.log_tail()
+                    );
+                    failures.push(error);
+                }
+            }
+        }
+        panic!("no private RabbitMQ node booted in three attempts: {failures:?}");
+    }
+
+    /// The last lines of the node's own log, for a node that failed.
+    fn log_tail(&self) -> String {
+        let mut text = String::new();
+        for entry in std::fs::read_dir(self.dir.join("log"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let log = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            text.push_str(&format!("--- {}\n", entry.path().display()));
+            text.push_str(&lines[lines.len().saturating_sub(30)..].join("\n"));
+            text.push('\n');
+        }
+        text
+    }
+
+    fn boot(config: &str) -> Self {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let node = format!("hwtest{}@localhost", &id[..8]);
         let dir = std::env::temp_dir().join(format!("hookwire-rabbit-{}", &id[..12]));
@@ -262,15 +304,13 @@ impl PrivateRabbit {
             .unwrap();
         assert!(status.success());
         let child = Self::spawn_node(&node, &dir, port, dist_port);
-        let rabbit = Self {
+        Self {
             port,
             dist_port,
             node,
             dir,
             child,
-        };
-        rabbit.wait_started();
-        rabbit
+        }
     }
 
     fn spawn_node(
@@ -376,16 +416,25 @@ impl PrivateRabbit {
     }
 
     fn ctl(&self, args: &[&str]) {
+        if let Err(error) = self.try_ctl(args) {
+            panic!("{error}");
+        }
+    }
+
+    fn try_ctl(&self, args: &[&str]) -> Result<(), String> {
         let output = std::process::Command::new("rabbitmqctl")
             .args(["-q", "-n", &self.node])
             .args(args)
             .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "rabbitmqctl {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+            .map_err(|e| format!("rabbitmqctl {args:?}: {e}"))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "rabbitmqctl {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ))
+        }
     }
 }
 
