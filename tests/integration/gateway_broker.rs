@@ -263,6 +263,65 @@ async fn a_channel_the_broker_closes_is_replaced_alone_and_an_alarm_answers_503_
     assert_eq!(gw.readyz().await, 200);
 }
 
+/// A publish the broker nacks is a 503, and the channel that carried it is replaced
+/// (RabbitMQ 3.10 can keep nacking on a channel that learnt a dead quorum leader; the
+/// cluster test shows that case): here a policy makes the work queue refuse every
+/// message, then goes, and publishing comes back on the same connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nacked_publish_is_a_503_and_its_channel_is_replaced() {
+    let rabbit = hookwire_tests::broker::PrivateRabbit::start();
+    let gw = spawn_gateway_with(GatewaySettings {
+        amqp_url: rabbit.amqp_url(),
+        ..GatewaySettings::default()
+    })
+    .await;
+    gw.wait_ready().await;
+    assert!(statuses(&gw, 16, "before").await.iter().all(|s| *s == 200));
+
+    let queue = regex_escape(&gw.queue(Provider::LiveTip));
+    tokio::task::block_in_place(|| {
+        rabbit.set_policy(
+            "refuse",
+            &format!("^{queue}$"),
+            r#"{"max-length": 0, "overflow": "reject-publish"}"#,
+        )
+    });
+    eventually("a nack answered 503", Duration::from_secs(30), || async {
+        (livetip(gw.addr, "refused").await.status == 503).then_some(())
+    })
+    .await;
+    eventually(
+        "the nacking channel replaced",
+        Duration::from_secs(10),
+        || async {
+            let text = hookwire_tests::scrape(gw.admin).await;
+            (hookwire_tests::metric_value(&text, "hookwire_broker_channels_replaced_total", &[])
+                >= 1.0)
+                .then_some(())
+        },
+    )
+    .await;
+    tokio::task::block_in_place(|| rabbit.clear_policy("refuse"));
+    eventually("publishing again", Duration::from_secs(30), || async {
+        statuses(&gw, 16, "again")
+            .await
+            .iter()
+            .all(|s| *s == 200)
+            .then_some(())
+    })
+    .await;
+    let connections = hookwire_tests::metric_value(
+        &hookwire_tests::scrape(gw.admin).await,
+        "hookwire_broker_connections_total",
+        &[],
+    );
+    assert_eq!(connections, 1.0, "the first connection still serves");
+}
+
+fn regex_escape(name: &str) -> String {
+    name.replace('.', "\\.")
+}
+
 /// `AMQP_URL` with several addresses (a cluster's nodes; here two proxies in front of
 /// one broker, which serves the same queues through either, as a cluster does): when
 /// the node in use goes away the gateway moves to the other, declares its topology

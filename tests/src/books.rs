@@ -83,6 +83,20 @@ pub async fn run_load_retrying(
     give_up: Duration,
 ) -> Ledger {
     let ledger = Arc::new(Mutex::new(Ledger::default()));
+    run_load_into(ledger, addr, tag, total, clients, pace, give_up).await
+}
+
+/// [`run_load_retrying`] keeping its books in `ledger`, for a test that watches the
+/// answers while the load runs.
+pub async fn run_load_into(
+    ledger: Arc<Mutex<Ledger>>,
+    addr: SocketAddr,
+    tag: &str,
+    total: usize,
+    clients: usize,
+    pace: Duration,
+    give_up: Duration,
+) -> Ledger {
     let mut tasks = Vec::new();
     for client in 0..clients {
         let ledger = ledger.clone();

@@ -407,6 +407,22 @@ impl PrivateRabbit {
         self.ctl(&["start_app"]);
     }
 
+    /// Sets a policy on the queues matching `pattern` (a JSON `definition`).
+    pub fn set_policy(&self, name: &str, pattern: &str, definition: &str) {
+        self.ctl(&[
+            "set_policy",
+            "--apply-to",
+            "queues",
+            name,
+            pattern,
+            definition,
+        ]);
+    }
+
+    pub fn clear_policy(&self, name: &str) {
+        self.ctl(&["clear_policy", name]);
+    }
+
     /// Sets the memory alarm's threshold (`absolute 1MB` raises the alarm at once:
     /// the node blocks publishing connections; `0.4` is the default).
     pub fn set_memory_watermark(&self, args: &[&str]) {

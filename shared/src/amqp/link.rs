@@ -9,12 +9,16 @@
 //! only for its own confirm, so no request queues behind another's confirm.
 //!
 //! A channel the broker closes (a channel-level error) is replaced alone: publishes on
-//! the other channels go on. While the broker blocks the connection (a memory or disk
+//! the other channels go on. So is a channel whose publish was nacked: RabbitMQ 3.10's
+//! channel keeps what it learnt of a quorum queue's leader, and a channel opened while
+//! the leader's node had just died answers every later publish with a nack, long after
+//! a new leader is elected (seen for 90 s in the cluster test); a fresh channel looks
+//! the leader up again. While the broker blocks the connection (a memory or disk
 //! alarm), publishes fail at once instead of each waiting out the confirm timeout: the
 //! broker reads nothing from a blocked connection, so no confirm can come.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use backoff::ExponentialBackoff;
@@ -106,34 +110,80 @@ struct Inner {
 #[derive(Debug)]
 struct Live {
     connection: Connection,
-    /// Each slot is replaced on its own when the broker closes its channel.
-    channels: Vec<RwLock<Channel>>,
+    /// Each slot is replaced on its own when its channel fails.
+    channels: Vec<Slot>,
     next: AtomicUsize,
 }
 
-impl Live {
-    fn pick(&self) -> Channel {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.channels.len();
-        read(&self.channels[i]).clone()
+/// How often one slot's channel may be replaced because of nacks: a queue that refuses
+/// publishes for a reason a fresh channel does not cure (an operator's length limit with
+/// `reject-publish`) costs one channel a second, not one per nack.
+const NACK_REPLACEMENT_SPACING: Duration = Duration::from_secs(1);
+
+#[derive(Debug)]
+struct Slot {
+    channel: RwLock<Channel>,
+    /// A publish on this channel was nacked since it was opened.
+    nacked: AtomicBool,
+    /// When a nack last replaced this slot's channel.
+    replaced_for_nack: Mutex<Option<tokio::time::Instant>>,
+}
+
+impl Slot {
+    fn new(channel: Channel) -> Self {
+        Self {
+            channel: RwLock::new(channel),
+            nacked: AtomicBool::new(false),
+            replaced_for_nack: Mutex::new(None),
+        }
     }
 
-    /// Replaces every closed channel with a new confirm channel. `Err`: the connection
-    /// itself cannot open one, and must be replaced.
-    async fn replace_closed_channels(&self) -> Result<(), lapin::Error> {
+    /// Why this slot needs a new channel now, if it does.
+    fn failure(&self) -> Option<(u16, &'static str)> {
+        let channel = read(&self.channel);
+        if !channel.status().connected() {
+            return Some((channel.id(), "the broker closed this publish channel"));
+        }
+        if !self.nacked.load(Ordering::Relaxed) {
+            return None;
+        }
+        let last = *lock(&self.replaced_for_nack);
+        let due = last.is_none_or(|at| at.elapsed() >= NACK_REPLACEMENT_SPACING);
+        due.then(|| (channel.id(), "the broker nacked a publish on this channel"))
+    }
+}
+
+impl Live {
+    fn pick(&self) -> &Slot {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.channels.len();
+        &self.channels[i]
+    }
+
+    /// Replaces every failed channel (closed, or nacking) with a new confirm channel.
+    /// `Err`: the connection itself cannot open one, and must be replaced.
+    async fn replace_failed_channels(&self, confirm_timeout: Duration) -> Result<(), lapin::Error> {
         for slot in &self.channels {
-            let closed = {
-                let channel = read(slot);
-                (!channel.status().connected()).then(|| channel.id())
+            let Some((id, why)) = slot.failure() else {
+                continue;
             };
-            let Some(id) = closed else { continue };
             let fresh = confirm_channel(&self.connection).await?;
             tracing::warn!(
                 channel = id,
                 replacement = fresh.id(),
-                "the broker closed a publish channel; replaced it alone"
+                "{why}; replaced it alone"
             );
             metrics::counter!("hookwire_broker_channels_replaced_total").increment(1);
-            replace(slot, fresh);
+            let old = std::mem::replace(&mut *write(&slot.channel), fresh);
+            if slot.nacked.swap(false, Ordering::Relaxed) {
+                *lock(&slot.replaced_for_nack) = Some(tokio::time::Instant::now());
+            }
+            // Publishes still waiting on the old channel get their own answers first.
+            if old.status().connected() {
+                tokio::spawn(async move {
+                    tokio::time::sleep(confirm_timeout).await;
+                    let _ = old.close(200, "replaced".into()).await;
+                });
+            }
         }
         Ok(())
     }
@@ -146,10 +196,21 @@ fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     }
 }
 
-fn replace<T>(lock: &RwLock<T>, value: T) {
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     match lock.write() {
-        Ok(mut guard) => *guard = value,
-        Err(poisoned) => *poisoned.into_inner() = value,
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+fn replace<T>(lock: &RwLock<T>, value: T) {
+    *write(lock) = value;
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
     }
 }
 
@@ -213,9 +274,10 @@ impl BrokerLink {
             return Err(PublishError::Blocked(reason));
         }
         let timeout = self.inner.config.confirm_timeout;
+        let slot = live.pick();
+        let channel = read(&slot.channel).clone();
         let confirmed = tokio::time::timeout(timeout, async {
-            let confirm = live
-                .pick()
+            let confirm = channel
                 .basic_publish(
                     exchange.into(),
                     routing_key.into(),
@@ -246,11 +308,14 @@ impl BrokerLink {
                 code: returned.reply_code,
                 text: returned.reply_text.as_str().to_owned(),
             }),
-            Ok(Ok(Confirmation::Nack(_) | Confirmation::NotRequested)) => Err(PublishError::Nacked),
+            Ok(Ok(Confirmation::Nack(_) | Confirmation::NotRequested)) => {
+                slot.nacked.store(true, Ordering::Relaxed);
+                Err(PublishError::Nacked)
+            }
         };
         if matches!(
             result,
-            Err(PublishError::Broker(_) | PublishError::ConfirmTimeout(_))
+            Err(PublishError::Broker(_) | PublishError::ConfirmTimeout(_) | PublishError::Nacked)
         ) {
             self.inner.wake.notify_one();
         }
@@ -426,7 +491,10 @@ async fn watch_until_lost(
         // seconds, so the watch keeps noticing loss and shutdown.
         if inner.blocked.borrow().is_none() {
             let replaced = tokio::select! {
-                replaced = tokio::time::timeout(Duration::from_secs(5), live.replace_closed_channels()) => replaced,
+                replaced = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    live.replace_failed_channels(inner.config.confirm_timeout),
+                ) => replaced,
                 () = shutdown.cancelled() => return None,
             };
             match replaced {
@@ -512,7 +580,7 @@ async fn connect(config: &LinkConfig, url: &str) -> Result<Live, ConnectError> {
         let _ = setup.close(200, "topology declared".into()).await;
         let mut channels = Vec::with_capacity(config.publish_channels.max(1));
         for _ in 0..config.publish_channels.max(1) {
-            channels.push(RwLock::new(confirm_channel(&connection).await?));
+            channels.push(Slot::new(confirm_channel(&connection).await?));
         }
         Ok::<_, ConnectError>(Live {
             connection,
