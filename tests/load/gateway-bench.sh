@@ -5,6 +5,7 @@
 #   SAT_SECONDS=10 RATE_SECONDS=15 tests/load/gateway-bench.sh
 #   PIN=1 tests/load/gateway-bench.sh      # a private broker alone on CPU 0, the rest on CPU 1
 #   GATEWAY_ENV="TOKIO_WORKER_THREADS=1" tests/load/gateway-bench.sh   # settings for the gateway alone
+#   PRIVATE=1 BROKER_ERL_ARGS="+sbwt none" tests/load/gateway-bench.sh  # a private broker on all cores, with VM flags
 #
 # Prints, for each of (gateway, bare lapin publisher, bare hyper server): requests/s
 # with p50/p99 at saturation (wrk, 64 connections; the publisher with 64 in flight),
@@ -20,6 +21,7 @@ RATE_SECONDS=${RATE_SECONDS:-30}
 RATE=${RATE:-2000}
 CONNECTIONS=${CONNECTIONS:-64}
 PIN=${PIN:-0}
+PRIVATE=${PRIVATE:-$PIN}
 GW_ADDR=127.0.0.1:18080
 GW_ADMIN=127.0.0.1:18083
 GATEWAY_ENV=${GATEWAY_ENV:-}
@@ -34,10 +36,12 @@ LOAD=()
 if [ "$PIN" = 1 ]; then
   start_private_broker 5679 0
   LOAD=(taskset -c 1)
+elif [ "$PRIVATE" = 1 ]; then
+  start_private_broker 5679 "0-$(($(nproc) - 1))"
 fi
 AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
-broker_ctl() { if [ "$PIN" = 1 ]; then rabbitmqctl -n "$PRIVATE_NODE" "$@"; else rabbitmqctl "$@"; fi; }
-broker_pid() { if [ "$PIN" = 1 ]; then cat "$PRIVATE_DIR/pid"; else pgrep -u rabbitmq -o beam.smp; fi; }
+broker_ctl() { if [ "$PRIVATE" = 1 ]; then rabbitmqctl -n "$PRIVATE_NODE" "$@"; else rabbitmqctl "$@"; fi; }
+broker_pid() { if [ "$PRIVATE" = 1 ]; then cat "$PRIVATE_DIR/pid"; else pgrep -u rabbitmq -o beam.smp; fi; }
 
 write_mixed_lua "$OUT/mixed.lua"
 
@@ -62,13 +66,15 @@ export default function () {
 }
 JS
 
-wrk_run() { # url label -> "rate p50 p99 non2xx total"
-  "${LOAD[@]}" wrk -t2 -c"$CONNECTIONS" -d"${SAT_SECONDS}s" --latency -s "$OUT/mixed.lua" "$1" > "$OUT/wrk-$2.txt"
+wrk_run() { # url label -> "rate p50 p99 non2xx total"; wrk's own CPU seconds in $OUT/wrk-<label>.cpu
+  /usr/bin/time -f '%U %S' -o "$OUT/wrk-$2.time" "${LOAD[@]}" wrk -t2 -c"$CONNECTIONS" -d"${SAT_SECONDS}s" --latency -s "$OUT/mixed.lua" "$1" > "$OUT/wrk-$2.txt"
+  awk '{print $1 + $2}' "$OUT/wrk-$2.time" > "$OUT/wrk-$2.cpu"
   wrk_summary "$OUT/wrk-$2.txt"
 }
 
-k6_run() { # url label -> "p50 p99 p999 reqs failed dropped"
-  TARGET="$1" "${LOAD[@]}" "$K6" run --quiet --summary-export "$OUT/k6-$2.json" "$OUT/fixed-rate.js" > "$OUT/k6-$2.log" 2>&1 || true
+k6_run() { # url label -> "p50 p99 p999 reqs failed dropped"; k6's own CPU seconds in $OUT/k6-<label>.cpu
+  TARGET="$1" /usr/bin/time -f '%U %S' -o "$OUT/k6-$2.time" "${LOAD[@]}" "$K6" run --quiet --summary-export "$OUT/k6-$2.json" "$OUT/fixed-rate.js" > "$OUT/k6-$2.log" 2>&1 || true
+  awk '{print $1 + $2}' "$OUT/k6-$2.time" > "$OUT/k6-$2.cpu"
   k6_summary "$OUT/k6-$2.json"
 }
 
@@ -93,7 +99,7 @@ ceiling() { # extra args... -> the publisher's line, with "cpu_us=<publisher>/<b
   echo "$line cpu_us=$(us_each "$secs" "$n")/$(us_per "$b0" "$b1" "$n")"
 }
 
-echo "== machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); $(date -u +%FT%TZ); PIN=$PIN"
+echo "== machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); $(date -u +%FT%TZ); PIN=$PIN PRIVATE=$PRIVATE BROKER_ERL_ARGS=${BROKER_ERL_ARGS:-}"
 
 # --- gateway
 # All load comes from one address: the per-address rate limit is off for the benchmark.
@@ -102,10 +108,19 @@ env RUST_LOG=warn RATE_LIMIT_PER_IP=0 MAX_CONNECTIONS_PER_CLIENT=0 GATEWAY_ADDR=
   PLUGGY_SIGNING_KEY=$PLUGGY_SECRET PLUGGY_WEBHOOK_SECRET=bench-pluggy-header LIVETIP_WEBHOOK_TOKEN=$TOKEN $GATEWAY_ENV "${LOAD[@]}" "$BIN/gateway" > "$OUT/gateway.log" 2>&1 &
 gw=$!; pids+=("$gw")
 wait_http "http://$GW_ADDR/readyz"
+confirm_buckets() { # the gateway's own wait for confirms: "<=le count" per bucket, cumulative
+  { curl -fsS -m 5 -H 'Authorization: Bearer bench-admin' "http://$GW_ADMIN/metrics" || true; } |
+    awk -F'[{}"]' '/^hookwire_gateway_publish_confirm_seconds_bucket/ && /outcome="confirmed"/ {
+      for (i = 1; i <= NF; i++) if ($i ~ /(^|,)le=$/) le = $(i + 1); split($NF, v, " "); c[le] += v[1] }
+      END { for (le in c) print le, c[le] }' | sort -g
+}
 g0=$(cpu_ticks "$gw"); b0=$(cpu_ticks "$(broker_pid)")
+before_wrk=$(confirm_buckets)
 read -r g_rate g_p50 g_p99 g_bad g_total < <(wrk_run "http://$GW_ADDR" gateway)
 g1=$(cpu_ticks "$gw"); b1=$(cpu_ticks "$(broker_pid)")
+after_wrk=$(confirm_buckets)
 g_cpu="$(us_per "$g0" "$g1" "$g_total")/$(us_per "$b0" "$b1" "$g_total")"
+w_cpu=$(us_each "$(cat "$OUT/wrk-gateway.cpu")" "$g_total")
 g_rss=$(awk '/VmHWM/{print $2}' /proc/$gw/status)
 # The saturation run leaves its messages queued (no consumer here): counted, then
 # purged, so that the fixed-rate run meets an empty queue as the publisher's does. A
@@ -113,24 +128,29 @@ g_rss=$(awk '/VmHWM/{print $2}' /proc/$gw/status)
 # fixed-rate figures would not compare.
 sat_queued=$(queue_total)
 for q in pluggy livetip; do broker_ctl -q purge_queue "$PREFIX.$q" > /dev/null || true; done
-confirm_buckets() { # the gateway's own wait for confirms: "<=le count" per bucket, cumulative
-  { curl -fsS -m 5 -H 'Authorization: Bearer bench-admin' "http://$GW_ADMIN/metrics" || true; } |
-    awk -F'[{}"]' '/^hookwire_gateway_publish_confirm_seconds_bucket/ && /outcome="confirmed"/ {
-      for (i = 1; i <= NF; i++) if ($i ~ /(^|,)le=$/) le = $(i + 1); split($NF, v, " "); c[le] += v[1] }
-      END { for (le in c) print le, c[le] }' | sort -g
-}
-before_k6=$(confirm_buckets)
-read -r gk_p50 gk_p99 gk_p999 gk_reqs gk_failed gk_dropped < <(k6_run "http://$GW_ADDR" gateway)
-# Share of the fixed-rate run's confirms (both providers) that took longer than each
-# bound: whether the gateway's tail is the broker's confirm or the HTTP side around it.
-confirm_tail=$(BEFORE="$before_k6" AFTER="$(confirm_buckets)" python3 -c "
+confirm_tail() { # buckets before, after -> share of confirms over each bound
+  BEFORE="$1" AFTER="$2" python3 -c "
 import os
 def read(v): return {l.split()[0]: float(l.split()[1]) for l in os.environ[v].splitlines() if l.strip()}
 before, after = read('BEFORE'), read('AFTER')
 run = {le: n - before.get(le, 0) for le, n in after.items()}
 total = run.get('+Inf', 0)
 bounds = sorted((float(le), n) for le, n in run.items() if le != '+Inf' and float(le) <= 0.05)
-print('  '.join(f'>{le * 1000:g} ms {100 * (total - n) / total:.2f} %' for le, n in bounds) + f'  (of {total:.0f})' if total else 'n/a (no metrics from the admin listener)')")
+print('  '.join(f'>{le * 1000:g} ms {100 * (total - n) / total:.2f} %' for le, n in bounds) + f'  (of {total:.0f})' if total else 'n/a (no metrics from the admin listener)')"
+}
+sat_tail=$(confirm_tail "$before_wrk" "$after_wrk")
+before_k6=$(confirm_buckets)
+gk0=$(cpu_ticks "$gw"); bk0=$(cpu_ticks "$(broker_pid)")
+read -r gk_p50 gk_p99 gk_p999 gk_reqs gk_failed gk_dropped < <(k6_run "http://$GW_ADDR" gateway)
+after_k6=$(confirm_buckets)
+gk1=$(cpu_ticks "$gw"); bk1=$(cpu_ticks "$(broker_pid)")
+# Cores each process kept busy during the fixed-rate run (k6's run lasts RATE_SECONDS).
+fixed_cores=$(python3 -c "
+t = $(getconf CLK_TCK) * $RATE_SECONDS
+print(f'k6 {$(cat "$OUT/k6-gateway.cpu") / $RATE_SECONDS:.2f}, gateway {($gk1 - $gk0) / t:.2f}, broker {($bk1 - $bk0) / t:.2f} (of $(nproc))')")
+# Share of the fixed-rate run's confirms (both providers) that took longer than each
+# bound: whether the gateway's tail is the broker's confirm or the HTTP side around it.
+confirm_tail=$(confirm_tail "$before_k6" "$after_k6")
 queued=$(( sat_queued + $(queue_total) ))
 expected=$(( g_total - g_bad + gk_reqs - gk_failed ))
 kill "$gw"; wait "$gw" 2>/dev/null || true
@@ -150,21 +170,39 @@ fixed_line=$(ceiling --rate "$RATE" --seconds "$RATE_SECONDS" --topic --envelope
 bare=$!; pids+=("$bare")
 wait_http "http://$BARE_ADDR/"
 read -r b_rate b_p50 b_p99 b_bad b_total < <(wrk_run "http://$BARE_ADDR" bare)
+# The publisher at the fixed rate again, while k6 drives bare hyper at that rate: the
+# broker's confirm latency with the load tool's CPU beside it, as the gateway's run has.
+( sleep 2; ceiling --rate "$RATE" --seconds $((RATE_SECONDS - 4)) --topic --envelope-headers > "$OUT/fixed-beside-k6.txt" ) &
+beside=$!
 read -r bk_p50 bk_p99 bk_p999 bk_reqs bk_failed bk_dropped < <(k6_run "http://$BARE_ADDR" bare)
+wait "$beside"
+fixed_beside=$(cat "$OUT/fixed-beside-k6.txt")
 kill "$bare"
 
 echo
 echo "saturation (wrk, $CONNECTIONS connections, ${SAT_SECONDS}s, ~300-byte bodies, Pluggy/LiveTip alternating)"
 printf '  %-22s %8s req/s  p50 %6s ms  p99 %6s ms  non-2xx %s  cpu_us=%s\n' gateway "$g_rate" "$g_p50" "$g_p99" "$g_bad" "$g_cpu"
+echo "  ... its confirm waits   $sat_tail"
 echo "  broker ceiling         $ceiling_line"
 echo "  ... gateway-shaped     $shaped_line"
 printf '  %-22s %8s req/s  p50 %6s ms  p99 %6s ms\n' "bare hyper" "$b_rate" "$b_p50" "$b_p99"
 echo "  (cpu_us = CPU microseconds per message: the gateway or publisher / the broker)"
 python3 -c "print(f'  gateway / broker ceiling = {$g_rate/$c_rate:.2f}   gateway / gateway-shaped ceiling = {$g_rate/$s_rate:.2f}')"
+# What these cores allow: both runs keep the two cores busy, so a message's total CPU
+# sets the rate. The gateway's run also pays wrk; even a gateway that cost nothing,
+# with the broker at the ceiling's cost per message, would reach at most this share.
+S_CPU=$(sed -E 's/.*cpu_us=([0-9]+)\/([0-9]+).*/\1 \2/' <<<"$shaped_line") G_CPU="${g_cpu/\// }" W_CPU=$w_cpu \
+  G_RATE=$g_rate S_RATE=$s_rate python3 -c "
+import os
+p, b = map(float, os.environ['S_CPU'].split()); g, gb = map(float, os.environ['G_CPU'].split()); w = float(os.environ['W_CPU'])
+print(f'  wrk cpu_us={w:.0f} per request; cores busy: gateway run {(w + g + gb) * float(os.environ[\"G_RATE\"]) / 1e6:.2f}, shaped ceiling {(p + b) * float(os.environ[\"S_RATE\"]) / 1e6:.2f}')
+print(f'  bound on these cores: a gateway costing 0 us, broker at the ceiling\'s {b:.0f} us -> {(p + b) / (w + b):.2f} of the shaped ceiling')"
 echo "fixed rate ($RATE/s, ${RATE_SECONDS}s: k6 constant-arrival-rate; the publisher open-loop)"
 printf '  %-22s p50 %6s ms  p99 %6s ms  p99.9 %6s ms  requests %s  failed %s  dropped %s\n' gateway "$gk_p50" "$gk_p99" "$gk_p999" "$gk_reqs" "$gk_failed" "$gk_dropped"
 echo "  ... its confirm waits   $confirm_tail"
+echo "  ... cores busy          $fixed_cores"
 echo "  broker alone           $fixed_line"
+echo "  ... beside k6 (on bare hyper, same rate) $fixed_beside"
 printf '  %-22s p50 %6s ms  p99 %6s ms  p99.9 %6s ms  requests %s  failed %s  dropped %s\n' "bare hyper" "$bk_p50" "$bk_p99" "$bk_p999" "$bk_reqs" "$bk_failed" "$bk_dropped"
 echo "gateway peak RSS during saturation: $((g_rss / 1024)) MiB"
 # A request still in flight when the load tool stops may be queued without its 2xx

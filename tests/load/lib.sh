@@ -30,7 +30,7 @@ trap cleanup EXIT
 
 # A private RabbitMQ node (never the shared one) on `port`, its schedulers pinned to
 # `cpus` (a taskset list). Sets AMQP_URL, PRIVATE_NODE and PRIVATE_DIR; cleanup stops it.
-start_private_broker() { # port cpus
+start_private_broker() { # port cpus; BROKER_ERL_ARGS: extra Erlang VM flags (e.g. "+sbwt none")
   PRIVATE_DIR=$(mktemp -d); PRIVATE_NODE="bench$1@localhost"
   echo '[].' > "$PRIVATE_DIR/enabled_plugins"
   # The system config pins the shared node's listener; this node names its own.
@@ -40,7 +40,8 @@ start_private_broker() { # port cpus
     RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT="$1" RABBITMQ_DIST_PORT=$(($1 + 20000)) \
     RABBITMQ_MNESIA_BASE="$PRIVATE_DIR/mnesia" RABBITMQ_LOG_BASE="$PRIVATE_DIR/log" \
     RABBITMQ_ENABLED_PLUGINS_FILE="$PRIVATE_DIR/enabled_plugins" RABBITMQ_PID_FILE="$PRIVATE_DIR/pid" \
-    RABBITMQ_CONFIG_FILE="$PRIVATE_DIR/rabbitmq.conf" /usr/lib/rabbitmq/bin/rabbitmq-server > "$PRIVATE_DIR/console.log" 2>&1 &
+    RABBITMQ_CONFIG_FILE="$PRIVATE_DIR/rabbitmq.conf" RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="${BROKER_ERL_ARGS:-}" \
+    /usr/lib/rabbitmq/bin/rabbitmq-server > "$PRIVATE_DIR/console.log" 2>&1 &
   rabbitmqctl -q -n "$PRIVATE_NODE" wait "$PRIVATE_DIR/pid" --timeout 120 >/dev/null
   AMQP_URL="amqp://guest:guest@127.0.0.1:$1/%2f"
 }
