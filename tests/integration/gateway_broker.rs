@@ -223,8 +223,11 @@ async fn a_channel_the_broker_closes_is_replaced_alone_and_an_alarm_answers_503_
         Duration::from_secs(10),
         || async {
             let text = hookwire_tests::scrape(gw.admin).await;
-            (hookwire_tests::metric_value(&text, "hookwire_broker_channels_replaced_total", &[])
-                >= 1.0)
+            (hookwire_tests::metric_value(
+                &text,
+                "hookwire_broker_channels_replaced_total",
+                &["reason=\"closed\""],
+            ) >= 1.0)
                 .then_some(())
         },
     )
@@ -264,8 +267,8 @@ async fn a_channel_the_broker_closes_is_replaced_alone_and_an_alarm_answers_503_
 }
 
 /// A publish the broker nacks is a 503, and the channel that carried it is replaced
-/// (RabbitMQ 3.10 can keep nacking on a channel that learnt a dead quorum leader; the
-/// cluster test shows that case): here a policy makes the work queue refuse every
+/// (RabbitMQ before 3.12.5 keeps nacking on a channel that learnt a dead quorum leader;
+/// the cluster test shows that case): here a policy makes the work queue refuse every
 /// message, then goes, and publishing comes back on the same connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nacked_publish_is_a_503_and_its_channel_is_replaced() {
@@ -295,8 +298,11 @@ async fn a_nacked_publish_is_a_503_and_its_channel_is_replaced() {
         Duration::from_secs(10),
         || async {
             let text = hookwire_tests::scrape(gw.admin).await;
-            (hookwire_tests::metric_value(&text, "hookwire_broker_channels_replaced_total", &[])
-                >= 1.0)
+            (hookwire_tests::metric_value(
+                &text,
+                "hookwire_broker_channels_replaced_total",
+                &["reason=\"nacked\""],
+            ) >= 1.0)
                 .then_some(())
         },
     )

@@ -9,15 +9,15 @@
 //! only for its own confirm, so no request queues behind another's confirm.
 //!
 //! A channel the broker closes (a channel-level error) is replaced alone: publishes on
-//! the other channels go on. So is a channel whose publish was nacked: RabbitMQ 3.10's
-//! channel keeps what it learnt of a quorum queue's leader, and a channel opened while
-//! the leader's node had just died answers every later publish with a nack, long after
-//! a new leader is elected (seen for 90 s in the cluster test); a fresh channel looks
-//! the leader up again. While the broker blocks the connection (a memory or disk
+//! the other channels go on. So is a channel whose publish was nacked: on RabbitMQ
+//! before 3.12.5, a channel whose first publish to a quorum queue came while the
+//! queue's record still named a dead leader nacks every later publish, long after a
+//! new leader is elected (seen for 90 s in the cluster test); a fresh channel reads the
+//! record again. While the broker blocks the connection (a memory or disk
 //! alarm), publishes fail at once instead of each waiting out the confirm timeout: the
 //! broker reads nothing from a blocked connection, so no confirm can come.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -113,6 +113,10 @@ struct Live {
     /// Each slot is replaced on its own when its channel fails.
     channels: Vec<Slot>,
     next: AtomicUsize,
+    /// Replaced channels still open for their last confirms: while as many wait as the
+    /// pool holds, nacks replace nothing more, so a queue that keeps refusing cannot
+    /// pile up channels past the broker's `channel_max`.
+    retiring: Arc<AtomicUsize>,
 }
 
 /// How often one slot's channel may be replaced because of nacks: a queue that refuses
@@ -123,33 +127,52 @@ const NACK_REPLACEMENT_SPACING: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 struct Slot {
     channel: RwLock<Channel>,
-    /// A publish on this channel was nacked since it was opened.
-    nacked: AtomicBool,
+    /// The id of the channel a publish was last nacked on (0: none; AMQP channel ids
+    /// start at 1). A late nack on a channel already replaced names the old id, so it
+    /// does not condemn the new one.
+    nacked_on: AtomicU16,
     /// When a nack last replaced this slot's channel.
     replaced_for_nack: Mutex<Option<tokio::time::Instant>>,
+}
+
+/// Why a slot's channel is replaced: the log line and the metric's `reason`.
+#[derive(Clone, Copy)]
+enum Failure {
+    Closed,
+    Nacked,
+}
+
+impl Failure {
+    fn describe(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Closed => ("the broker closed this publish channel", "closed"),
+            Self::Nacked => ("the broker nacked a publish on this channel", "nacked"),
+        }
+    }
 }
 
 impl Slot {
     fn new(channel: Channel) -> Self {
         Self {
             channel: RwLock::new(channel),
-            nacked: AtomicBool::new(false),
+            nacked_on: AtomicU16::new(0),
             replaced_for_nack: Mutex::new(None),
         }
     }
 
-    /// Why this slot needs a new channel now, if it does.
-    fn failure(&self) -> Option<(u16, &'static str)> {
+    /// Why this slot needs a new channel now, if it does (`may_retire`: whether a
+    /// nacking channel may be set aside now).
+    fn failure(&self, may_retire: bool) -> Option<(u16, Failure)> {
         let channel = read(&self.channel);
         if !channel.status().connected() {
-            return Some((channel.id(), "the broker closed this publish channel"));
+            return Some((channel.id(), Failure::Closed));
         }
-        if !self.nacked.load(Ordering::Relaxed) {
+        if !may_retire || self.nacked_on.load(Ordering::Relaxed) != channel.id() {
             return None;
         }
         let last = *lock(&self.replaced_for_nack);
         let due = last.is_none_or(|at| at.elapsed() >= NACK_REPLACEMENT_SPACING);
-        due.then(|| (channel.id(), "the broker nacked a publish on this channel"))
+        due.then(|| (channel.id(), Failure::Nacked))
     }
 }
 
@@ -163,25 +186,29 @@ impl Live {
     /// `Err`: the connection itself cannot open one, and must be replaced.
     async fn replace_failed_channels(&self, confirm_timeout: Duration) -> Result<(), lapin::Error> {
         for slot in &self.channels {
-            let Some((id, why)) = slot.failure() else {
+            let may_retire = self.retiring.load(Ordering::Relaxed) < self.channels.len();
+            let Some((id, failure)) = slot.failure(may_retire) else {
                 continue;
             };
             let fresh = confirm_channel(&self.connection).await?;
+            let (why, reason) = failure.describe();
             tracing::warn!(
                 channel = id,
                 replacement = fresh.id(),
                 "{why}; replaced it alone"
             );
-            metrics::counter!("hookwire_broker_channels_replaced_total").increment(1);
+            metrics::counter!("hookwire_broker_channels_replaced_total", "reason" => reason)
+                .increment(1);
             let old = std::mem::replace(&mut *write(&slot.channel), fresh);
-            if slot.nacked.swap(false, Ordering::Relaxed) {
+            if let Failure::Nacked = failure {
                 *lock(&slot.replaced_for_nack) = Some(tokio::time::Instant::now());
-            }
-            // Publishes still waiting on the old channel get their own answers first.
-            if old.status().connected() {
+                // Publishes still waiting on the old channel get their own answers first.
+                let retiring = self.retiring.clone();
+                retiring.fetch_add(1, Ordering::Relaxed);
                 tokio::spawn(async move {
                     tokio::time::sleep(confirm_timeout).await;
                     let _ = old.close(200, "replaced".into()).await;
+                    retiring.fetch_sub(1, Ordering::Relaxed);
                 });
             }
         }
@@ -276,6 +303,7 @@ impl BrokerLink {
         let timeout = self.inner.config.confirm_timeout;
         let slot = live.pick();
         let channel = read(&slot.channel).clone();
+        let channel_id = channel.id();
         let confirmed = tokio::time::timeout(timeout, async {
             let confirm = channel
                 .basic_publish(
@@ -309,7 +337,7 @@ impl BrokerLink {
                 text: returned.reply_text.as_str().to_owned(),
             }),
             Ok(Ok(Confirmation::Nack(_) | Confirmation::NotRequested)) => {
-                slot.nacked.store(true, Ordering::Relaxed);
+                slot.nacked_on.store(channel_id, Ordering::Relaxed);
                 Err(PublishError::Nacked)
             }
         };
@@ -499,8 +527,8 @@ async fn watch_until_lost(
             };
             match replaced {
                 Ok(Ok(())) => {}
-                Ok(Err(error)) => return Some(format!("cannot replace a closed channel: {error}")),
-                Err(_) => return Some("replacing a closed channel timed out".to_owned()),
+                Ok(Err(error)) => return Some(format!("cannot replace a failed channel: {error}")),
+                Err(_) => return Some("replacing a failed channel timed out".to_owned()),
             }
         }
     }
@@ -586,6 +614,7 @@ async fn connect(config: &LinkConfig, url: &str) -> Result<Live, ConnectError> {
             connection,
             channels,
             next: AtomicUsize::new(0),
+            retiring: Arc::new(AtomicUsize::new(0)),
         })
     };
     tokio::time::timeout(Duration::from_secs(15), attempt)

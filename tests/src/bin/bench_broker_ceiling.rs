@@ -46,6 +46,10 @@ struct Args {
     /// (what exact per-event bindings would cost instead of the topic's patterns).
     #[arg(long, conflicts_with = "topic")]
     direct: bool,
+    /// Spread the messages over this many queues, one routing key each, in turn (the
+    /// gateway's load alternates its two providers' queues).
+    #[arg(long, default_value_t = 1, conflicts_with = "consume")]
+    queues: usize,
     /// Attach a gateway-sized set of envelope headers to every message.
     #[arg(long)]
     envelope_headers: bool,
@@ -100,22 +104,34 @@ async fn main() -> anyhow::Result<()> {
         "x-queue-type".into(),
         AMQPValue::LongString(LongString::from("quorum")),
     );
-    setup
-        .queue_declare(
-            queue.as_str().into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            arguments,
-        )
-        .await?;
-    let (exchange, routing_key) = if args.topic || args.direct {
+    // The first queue keeps the plain name (`--consume` reads it); others get a suffix.
+    let queues: Vec<String> = (0..args.queues.max(1))
+        .map(|i| {
+            if i == 0 {
+                queue.clone()
+            } else {
+                format!("{queue}-{i}")
+            }
+        })
+        .collect();
+    for name in &queues {
+        setup
+            .queue_declare(
+                name.as_str().into(),
+                QueueDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                arguments.clone(),
+            )
+            .await?;
+    }
+    let (exchange, routing_keys) = if args.topic || args.direct {
         let exchange = format!("{queue}.x");
-        let (kind, pattern) = if args.direct {
-            (lapin::ExchangeKind::Direct, "bench.item.updated")
+        let kind = if args.direct {
+            lapin::ExchangeKind::Direct
         } else {
-            (lapin::ExchangeKind::Topic, "bench.#")
+            lapin::ExchangeKind::Topic
         };
         setup
             .exchange_declare(
@@ -128,18 +144,28 @@ async fn main() -> anyhow::Result<()> {
                 FieldTable::default(),
             )
             .await?;
-        setup
-            .queue_bind(
-                queue.as_str().into(),
-                exchange.as_str().into(),
-                pattern.into(),
-                Default::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        (exchange, "bench.item.updated".to_owned())
+        let mut keys = Vec::new();
+        for (i, name) in queues.iter().enumerate() {
+            let key = format!("bench{i}.item.updated");
+            let pattern = if args.direct {
+                key.clone()
+            } else {
+                format!("bench{i}.#")
+            };
+            setup
+                .queue_bind(
+                    name.as_str().into(),
+                    exchange.as_str().into(),
+                    pattern.as_str().into(),
+                    Default::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+            keys.push(key);
+        }
+        (exchange, keys)
     } else {
-        (String::new(), queue.clone())
+        (String::new(), queues.clone())
     };
     let properties = if args.envelope_headers {
         sample_envelope(args.size).properties()
@@ -158,7 +184,8 @@ async fn main() -> anyhow::Result<()> {
     let target = Target {
         mandatory: !args.no_mandatory,
         exchange: exchange.clone(),
-        routing_key,
+        routing_keys: routing_keys.into(),
+        turn: Default::default(),
         properties,
         payload,
     };
@@ -176,9 +203,11 @@ async fn main() -> anyhow::Result<()> {
             .await?;
     }
     println!("{line}");
-    setup
-        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-        .await?;
+    for name in &queues {
+        setup
+            .queue_delete(name.as_str().into(), QueueDeleteOptions::default())
+            .await?;
+    }
     conn.close(200, "bench done".into()).await?;
     Ok(())
 }
@@ -188,7 +217,9 @@ async fn main() -> anyhow::Result<()> {
 struct Target {
     mandatory: bool,
     exchange: String,
-    routing_key: String,
+    /// Taken in turn, one per publish.
+    routing_keys: std::sync::Arc<[String]>,
+    turn: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     properties: BasicProperties,
     payload: Vec<u8>,
 }
@@ -196,11 +227,13 @@ struct Target {
 impl Target {
     /// One persistent publish (mandatory unless asked otherwise) and its confirm: `true` when acked unreturned.
     async fn publish(&self, channel: &lapin::Channel) -> bool {
+        let turn = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let routing_key = &self.routing_keys[turn % self.routing_keys.len()];
         let confirmed = async {
             channel
                 .basic_publish(
                     self.exchange.as_str().into(),
-                    self.routing_key.as_str().into(),
+                    routing_key.as_str().into(),
                     BasicPublishOptions {
                         mandatory: self.mandatory,
                         ..Default::default()
