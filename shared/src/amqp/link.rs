@@ -131,8 +131,23 @@ struct Slot {
     /// start at 1). A late nack on a channel already replaced names the old id, so it
     /// does not condemn the new one.
     nacked_on: AtomicU16,
-    /// When a nack last replaced this slot's channel.
-    replaced_for_nack: Mutex<Option<tokio::time::Instant>>,
+    spacing: NackSpacing,
+}
+
+/// Spaces one slot's replacements for nacks [`NACK_REPLACEMENT_SPACING`] apart.
+#[derive(Debug, Default)]
+struct NackSpacing {
+    last: Mutex<Option<tokio::time::Instant>>,
+}
+
+impl NackSpacing {
+    fn due(&self) -> bool {
+        lock(&self.last).is_none_or(|at| at.elapsed() >= NACK_REPLACEMENT_SPACING)
+    }
+
+    fn replaced(&self) {
+        *lock(&self.last) = Some(tokio::time::Instant::now());
+    }
 }
 
 /// Why a slot's channel is replaced: the log line and the metric's `reason`.
@@ -156,7 +171,7 @@ impl Slot {
         Self {
             channel: RwLock::new(channel),
             nacked_on: AtomicU16::new(0),
-            replaced_for_nack: Mutex::new(None),
+            spacing: NackSpacing::default(),
         }
     }
 
@@ -170,9 +185,7 @@ impl Slot {
         if !may_retire || self.nacked_on.load(Ordering::Relaxed) != channel.id() {
             return None;
         }
-        let last = *lock(&self.replaced_for_nack);
-        let due = last.is_none_or(|at| at.elapsed() >= NACK_REPLACEMENT_SPACING);
-        due.then(|| (channel.id(), Failure::Nacked))
+        self.spacing.due().then(|| (channel.id(), Failure::Nacked))
     }
 }
 
@@ -201,7 +214,7 @@ impl Live {
                 .increment(1);
             let old = std::mem::replace(&mut *write(&slot.channel), fresh);
             if let Failure::Nacked = failure {
-                *lock(&slot.replaced_for_nack) = Some(tokio::time::Instant::now());
+                slot.spacing.replaced();
                 // Publishes still waiting on the old channel get their own answers first.
                 let retiring = self.retiring.clone();
                 retiring.fetch_add(1, Ordering::Relaxed);
@@ -558,7 +571,21 @@ pub fn check_url(url: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::check_url;
+    use std::time::Duration;
+
+    use super::{NACK_REPLACEMENT_SPACING, NackSpacing, check_url};
+
+    #[tokio::test(start_paused = true)]
+    async fn a_nacking_slot_is_replaced_at_most_once_a_second() {
+        let spacing = NackSpacing::default();
+        assert!(spacing.due(), "the first nack replaces at once");
+        spacing.replaced();
+        assert!(!spacing.due());
+        tokio::time::advance(NACK_REPLACEMENT_SPACING - Duration::from_millis(1)).await;
+        assert!(!spacing.due());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(spacing.due());
+    }
 
     #[test]
     fn a_url_that_cannot_parse_is_named_never_shown() {
