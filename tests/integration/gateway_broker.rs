@@ -218,26 +218,8 @@ async fn a_channel_the_broker_closes_is_replaced_alone_and_an_alarm_answers_503_
     )
     .await;
     assert_eq!(refused.status, 503, "{:?}", refused.body);
-    eventually(
-        "the closed channel replaced",
-        Duration::from_secs(10),
-        || async {
-            let text = hookwire_tests::scrape(gw.admin).await;
-            (hookwire_tests::metric_value(
-                &text,
-                "hookwire_broker_channels_replaced_total",
-                &["reason=\"closed\""],
-            ) >= 1.0)
-                .then_some(())
-        },
-    )
-    .await;
-    let connections = hookwire_tests::metric_value(
-        &hookwire_tests::scrape(gw.admin).await,
-        "hookwire_broker_connections_total",
-        &[],
-    );
-    assert_eq!(connections, 1.0, "the first connection still serves");
+    wait_channel_replaced(&gw, "closed").await;
+    assert_one_connection(&gw).await;
     let after = statuses(&gw, 32, "after").await;
     assert!(after.iter().all(|s| *s == 200), "{after:?}");
     assert_eq!(gw.readyz().await, 200);
@@ -293,20 +275,7 @@ async fn a_nacked_publish_is_a_503_and_its_channel_is_replaced() {
         (livetip(gw.addr, "refused").await.status == 503).then_some(())
     })
     .await;
-    eventually(
-        "the nacking channel replaced",
-        Duration::from_secs(10),
-        || async {
-            let text = hookwire_tests::scrape(gw.admin).await;
-            (hookwire_tests::metric_value(
-                &text,
-                "hookwire_broker_channels_replaced_total",
-                &["reason=\"nacked\""],
-            ) >= 1.0)
-                .then_some(())
-        },
-    )
-    .await;
+    wait_channel_replaced(&gw, "nacked").await;
     tokio::task::block_in_place(|| rabbit.clear_policy("refuse"));
     eventually("publishing again", Duration::from_secs(30), || async {
         statuses(&gw, 16, "again")
@@ -316,6 +285,30 @@ async fn a_nacked_publish_is_a_503_and_its_channel_is_replaced() {
             .then_some(())
     })
     .await;
+    assert_one_connection(&gw).await;
+}
+
+/// Waits until the gateway has replaced a publish channel for `reason`.
+async fn wait_channel_replaced(gw: &hookwire_tests::gateway::TestGateway, reason: &str) {
+    let label = format!("reason=\"{reason}\"");
+    eventually(
+        &format!("a channel replaced ({reason})"),
+        Duration::from_secs(10),
+        || async {
+            let text = hookwire_tests::scrape(gw.admin).await;
+            (hookwire_tests::metric_value(
+                &text,
+                "hookwire_broker_channels_replaced_total",
+                &[label.as_str()],
+            ) >= 1.0)
+                .then_some(())
+        },
+    )
+    .await;
+}
+
+/// The gateway's first connection still serves: replacing channels dropped nothing.
+async fn assert_one_connection(gw: &hookwire_tests::gateway::TestGateway) {
     let connections = hookwire_tests::metric_value(
         &hookwire_tests::scrape(gw.admin).await,
         "hookwire_broker_connections_total",
