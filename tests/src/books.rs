@@ -27,7 +27,7 @@ pub struct Ledger {
     pub sent: BTreeSet<String>,
     /// When each request began (before its connection was opened).
     pub started: Vec<(tokio::time::Instant, String)>,
-    /// When each answer came, and whether it was a 2xx (`run_load_retrying`).
+    /// When each answer came, and whether it was a 2xx (`run_load_into`).
     pub answers: Vec<(tokio::time::Instant, bool)>,
 }
 
@@ -68,26 +68,14 @@ pub async fn run_load(
     clients: usize,
     pace: Duration,
 ) -> Ledger {
-    run_load_retrying(addr, tag, total, clients, pace, Duration::ZERO).await
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    run_load_into(ledger, addr, tag, total, clients, pace, Duration::ZERO).await
 }
 
 /// Like [`run_load`], but each event is sent again (every 200 ms, for at most
 /// `give_up`; zero: once) until it is answered 2xx, as a provider retries: `refused`
-/// counts the refused attempts, `accepted` what finally landed.
-pub async fn run_load_retrying(
-    addr: SocketAddr,
-    tag: &str,
-    total: usize,
-    clients: usize,
-    pace: Duration,
-    give_up: Duration,
-) -> Ledger {
-    let ledger = Arc::new(Mutex::new(Ledger::default()));
-    run_load_into(ledger, addr, tag, total, clients, pace, give_up).await
-}
-
-/// [`run_load_retrying`] keeping its books in `ledger`, for a test that watches the
-/// answers while the load runs.
+/// counts the refused attempts, `accepted` what finally landed. The books are kept in
+/// `ledger`, so a test can watch the answers while the load runs.
 pub async fn run_load_into(
     ledger: Arc<Mutex<Ledger>>,
     addr: SocketAddr,
