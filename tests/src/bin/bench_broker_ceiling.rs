@@ -10,11 +10,12 @@
 //! prints deliveries per second: the broker's ceiling for a worker doing no work.
 //!
 //! With `--rate`, it publishes open-loop instead (a message every 1/rate s whatever the
-//! confirms do, latency counted from when each message was due), so the gateway's
+//! confirms do, latency counted from when each message went out), so the gateway's
 //! latency at a fixed request rate has the broker's own latency at that rate beside it.
 
 use std::time::{Duration, Instant};
 
+use hookwire_tests::percentile::quantile_ms;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeleteOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Connection, ConnectionProperties, options::QueueDeclareOptions};
@@ -249,13 +250,6 @@ impl Target {
     }
 }
 
-/// Milliseconds at quantile `p` of sorted latencies.
-fn quantile(sorted: &[Duration], p: f64) -> f64 {
-    sorted
-        .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
-        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-}
-
 /// Closed loop: `in_flight` publishers, each sending its next message when the last
 /// is confirmed.
 async fn saturation(
@@ -297,13 +291,15 @@ async fn saturation(
         "broker-ceiling in_flight={in_flight} confirmed={} failed={failures} rate={:.0}/s p50={:.2}ms p99={:.2}ms",
         latencies.len(),
         latencies.len() as f64 / elapsed,
-        quantile(&latencies, 0.50),
-        quantile(&latencies, 0.99)
+        quantile_ms(&latencies, 0.50),
+        quantile_ms(&latencies, 0.99)
     ))
 }
 
-/// Open loop: one message due every 1/`rate` s, each on its own task; latency runs
-/// from when it was due, so a stalled broker shows as latency, not as fewer samples.
+/// Open loop: one message due every 1/`rate` s, each on its own task, so a stalled
+/// broker shows as latency, not as fewer samples. Latency runs from when the timer let
+/// the message go: tokio's timer wakes on millisecond ticks, and counting from when it
+/// was due would add up to a millisecond to every figure.
 async fn fixed_rate(
     channels: &[lapin::Channel],
     target: Target,
@@ -317,9 +313,10 @@ async fn fixed_rate(
     for i in 0..total {
         let due = started + period * u32::try_from(i)?;
         tokio::time::sleep_until(due).await;
+        let sent = tokio::time::Instant::now();
         let channel = channels[usize::try_from(i)? % channels.len()].clone();
         let target = target.clone();
-        tasks.spawn(async move { target.publish(&channel).await.then(|| due.elapsed()) });
+        tasks.spawn(async move { target.publish(&channel).await.then(|| sent.elapsed()) });
     }
     let mut latencies = Vec::new();
     let mut failures = 0u64;
@@ -333,9 +330,9 @@ async fn fixed_rate(
     Ok(format!(
         "broker-fixed-rate rate={rate}/s confirmed={} failed={failures} p50={:.2}ms p99={:.2}ms p99.9={:.2}ms",
         latencies.len(),
-        quantile(&latencies, 0.50),
-        quantile(&latencies, 0.99),
-        quantile(&latencies, 0.999)
+        quantile_ms(&latencies, 0.50),
+        quantile_ms(&latencies, 0.99),
+        quantile_ms(&latencies, 0.999)
     ))
 }
 
