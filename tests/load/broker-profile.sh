@@ -16,18 +16,18 @@ source "$(dirname "$0")/lib.sh"
 
 SECONDS_EACH=${SECONDS_EACH:-15}
 SAMPLE_MS=${SAMPLE_MS:-5000}
+[ "$SAMPLE_MS" -ge 1000 ] && [ $((SAMPLE_MS / 1000 + 2)) -le "$SECONDS_EACH" ] ||
+  { echo "SAMPLE_MS must be at least 1000 and leave a second either side within SECONDS_EACH" >&2; exit 1; }
 GW_ADDR=127.0.0.1:18080
 ensure_tools
 AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
-cat > "$OUT/livetip.lua" <<LUA
-local body = [[$LIVETIP_BODY]]
-local headers = { ["Content-Type"] = "application/json", ["X-Livetip-Webhook-Secret-Token"] = "$TOKEN" }
-request = function() return wrk.format("POST", "/webhook", headers, body) end
-LUA
+write_livetip_lua "$OUT/livetip.lua"
 
-# Reductions per process kind over SAMPLE_MS, and the messages the work queue took in
-# the same window. A process's kind is its registered name, else the module it was
-# started in (proc_lib's translation of its initial call).
+# Reductions per process kind over SAMPLE_MS, among the 400 busiest processes, with
+# their sum first. A process's kind is its registered name, else the module it was
+# started in (proc_lib's translation of its initial call). Per message, the report
+# divides by the load's average rate over its whole run: the load is steady, and
+# the broker's own counters lag by seconds.
 ERL_SAMPLE='
 Window = '"$SAMPLE_MS"',
 Kind = fun(Pid, Attrs) ->
@@ -43,7 +43,7 @@ Top = recon:proc_window(reductions, 400, Window),
 Sums = lists:foldl(fun({Pid, R, Attrs}, Acc) ->
   K = Kind(Pid, Attrs),
   maps:update_with(K, fun(V) -> V + R end, R, Acc) end, #{}, Top),
-lists:sublist(lists:reverse(lists:keysort(2, maps:to_list(Sums))), 14).'
+[{total, lists:sum(maps:values(Sums))} | lists:sublist(lists:reverse(lists:keysort(2, maps:to_list(Sums))), 14)].'
 
 sample() { # label -> reductions by kind and msacc of the next SAMPLE_MS, into $OUT
   rabbitmqctl -q eval "$ERL_SAMPLE" > "$OUT/broker-profile-$1.reductions" &
@@ -59,19 +59,23 @@ import os, re, sys
 n = max(int(os.environ['N']), 1)
 text = open(sys.argv[1]).read()
 pairs = re.findall(r"\{'?([^,{}']+?)'?,\s*(\d+)\}", text)
+total = int(dict(pairs).get("total", 0))
 # A quorum queue's Ra server is registered under its vhost and queue name.
-pairs = [("quorum queue (Ra server)" if k.startswith("%2F_") else k, r) for k, r in pairs]
-total = sum(int(r) for _, r in pairs)
-print(f"  reductions per message (top kinds, {total / n:.0f} in all):")
+kinds = {}
 for kind, r in pairs:
-    print(f"    {kind:<40} {int(r) / n:8.0f}")
+    if kind != "total":
+        kind = "quorum queues (Ra servers)" if kind.startswith("%2F_") else kind
+        kinds[kind] = kinds.get(kind, 0) + int(r)
+print(f"  reductions per message: {total / n:.0f} over the 400 busiest processes; the busiest kinds:")
+for kind, r in sorted(kinds.items(), key=lambda kv: -kv[1]):
+    print(f"    {kind:<40} {r / n:8.0f}")
 PY
   echo "  schedulers' microstates over the same window (runtime_thread_stats):"
   sed 's/^/    /' "$OUT/broker-profile-$1.msacc"
 }
 
 echo "== machine: $(nproc) cores, $(uname -r); $(date -u +%FT%TZ); RabbitMQ $(rabbitmqctl -q version 2>/dev/null)"
-start_gateway "$GW_ADDR"
+start_gateway "$GW_ADDR" AMQP_URL="$AMQP_URL"
 wrk -t2 -c64 -d"${SECONDS_EACH}s" -s "$OUT/livetip.lua" "http://$GW_ADDR" > "$OUT/broker-profile-wrk.txt" &
 load=$!
 sleep $(( (SECONDS_EACH - SAMPLE_MS / 1000) / 2 ))
@@ -88,5 +92,6 @@ sample publisher
 wait "$load"
 p_rate=$(sed -nE 's/^broker-ceiling.* rate=([0-9]+).*/\1/p' "$OUT/broker-profile-ceiling.txt")
 
+[ -n "$g_rate" ] && [ -n "$p_rate" ] || { echo "a load run printed no rate: see $OUT/broker-profile-*.txt" >&2; exit 1; }
 report gateway "gateway (wrk, 64 connections, LiveTip)" "$g_rate"
 report publisher "publisher (bench-broker-ceiling --topic --envelope-headers, 64 in flight)" "$p_rate"

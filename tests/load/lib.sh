@@ -190,6 +190,13 @@ PY
 # with PLUGGY_SECRET (HMAC) and LiveTip's TOKEN. Sets PLUGGY_BODY, LIVETIP_BODY, PLUGGY_SIG.
 PLUGGY_BODY='{"event":"transactions/created","eventId":"d876fd7c-0000-4000-8000-000000000001","itemId":"a5c763cb-0000-4000-8000-000000000002","accountId":"acc-0000-4000-8000-000000000003","transactionsCount":12,"transactionsCreatedAtFrom":"2025-02-13T17:21:53.719Z","createdTransactionsLink":"https://api.pluggy.ai/transactions?accountId=a1"}'
 LIVETIP_BODY='{"event":"payment_confirmed","payment":{"sender":"viewer_4242","receiver":"streamer_1","content":"HW-7K2M9QXA obrigado pela live, abraço!","amount":25.50,"currency":"BRL","timestamp":"2025-05-28T12:30:00.000Z","paid":true,"paymentId":"lt_pay_abc123def456","read":false,"extra":"padding-to-300"}}'
+write_livetip_lua() { # file: a wrk script posting the LiveTip body
+  cat > "$1" <<LUA
+local body = [[$LIVETIP_BODY]]
+local headers = { ["Content-Type"] = "application/json", ["X-Livetip-Webhook-Secret-Token"] = "$TOKEN" }
+request = function() return wrk.format("POST", "/webhook", headers, body) end
+LUA
+}
 write_mixed_lua() { # file
   PLUGGY_SIG=$(printf '%s' "$PLUGGY_BODY" | openssl dgst -sha256 -hmac "$PLUGGY_SECRET" | awk '{print $NF}')
   cat > "$1" <<LUA

@@ -7,21 +7,20 @@
 //! fraction of that, so a fixed-rate tail says more about the server than the client.
 //!
 //! Sends never wait for answers (open loop), so a stalled server shows as latency,
-//! not as fewer samples. Latency runs from when the timer let a request go, not from
-//! when it was due: tokio's timer wakes on millisecond ticks, which would add up to a
-//! millisecond to every figure (`bench-broker-ceiling --rate`, the publisher this is
-//! compared with, measures the same way). A request due while `--max-in-flight` are
-//! outstanding is dropped and counted, as k6's constant-arrival-rate drops an
-//! iteration with no VU free.
+//! not as fewer samples. Latency starts when a request went out, forgiving the
+//! timer's tick and no more (`latency_origin`); `bench-broker-ceiling --rate`, the
+//! publisher this is compared with, measures the same way. A request due while
+//! `--max-in-flight` are outstanding is dropped and counted, as k6's
+//! constant-arrival-rate drops an iteration with no VU free. Unlike k6's
+//! `http_req_duration`, a request's latency includes connecting when it needs a new
+//! connection (a few on loopback over a whole run).
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use clap::Parser;
-use hookwire_tests::percentile::quantile_ms;
+use hookwire_tests::percentile::{TIMER_SLACK, latency_origin, quantile_ms};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -77,8 +76,8 @@ async fn main() -> anyhow::Result<()> {
     let period = Duration::from_secs(1) / args.rate.max(1);
     let total = u64::from(args.rate) * args.seconds;
     let timeout = Duration::from_secs(args.timeout_seconds);
-    let in_flight = Arc::new(AtomicUsize::new(0));
     let mut dropped = 0u64;
+    let mut late = 0u64;
     let mut tally = Tally::default();
     let mut tasks = tokio::task::JoinSet::new();
     let started = tokio::time::Instant::now();
@@ -86,20 +85,22 @@ async fn main() -> anyhow::Result<()> {
         let due = started + period * u32::try_from(i)?;
         tokio::time::sleep_until(due).await;
         let sent = tokio::time::Instant::now();
-        // Finished requests are reaped as they go, so the set stays the size of what
-        // is outstanding.
+        if sent > due + TIMER_SLACK {
+            late += 1;
+        }
+        let origin = latency_origin(due, sent);
+        // Finished requests are reaped as they go, so the set's size is what is
+        // outstanding.
         while let Some(outcome) = tasks.try_join_next() {
             tally.add(outcome?);
         }
-        if in_flight.load(Ordering::Relaxed) >= args.max_in_flight {
+        if tasks.len() >= args.max_in_flight {
             dropped += 1;
             continue;
         }
         let mut request = hyper::Request::post(uri.clone()).body(Full::new(body.clone()))?;
         request.headers_mut().extend(headers.iter().cloned());
         let client = client.clone();
-        let in_flight = in_flight.clone();
-        in_flight.fetch_add(1, Ordering::Relaxed);
         tasks.spawn(async move {
             let answered = tokio::time::timeout(timeout, async {
                 let response = client.request(request).await.ok()?;
@@ -108,8 +109,7 @@ async fn main() -> anyhow::Result<()> {
                 status.is_success().then_some(())
             })
             .await;
-            in_flight.fetch_sub(1, Ordering::Relaxed);
-            matches!(answered, Ok(Some(()))).then(|| sent.elapsed())
+            matches!(answered, Ok(Some(()))).then(|| origin.elapsed())
         });
     }
     while let Some(outcome) = tasks.join_next().await {
@@ -121,7 +121,7 @@ async fn main() -> anyhow::Result<()> {
     } = tally;
     latencies.sort_unstable();
     println!(
-        "open-loop rate={}/s requests={} failed={failed} dropped={dropped} p50={:.2}ms p99={:.2}ms p99.9={:.2}ms",
+        "open-loop rate={}/s requests={} failed={failed} dropped={dropped} late={late} p50={:.2}ms p99={:.2}ms p99.9={:.2}ms",
         args.rate,
         latencies.len() as u64 + failed,
         quantile_ms(&latencies, 0.50),
