@@ -18,6 +18,7 @@ pub mod otlp;
 pub mod percentile;
 pub mod process;
 pub mod proxy;
+pub mod schedule;
 pub mod worker;
 
 use std::future::Future;

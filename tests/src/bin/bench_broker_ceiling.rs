@@ -15,7 +15,8 @@
 
 use std::time::{Duration, Instant};
 
-use hookwire_tests::percentile::{TIMER_SLACK, latency_origin, quantile_ms};
+use hookwire_tests::percentile::quantile_ms;
+use hookwire_tests::schedule::Schedule;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeleteOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Connection, ConnectionProperties, options::QueueDeclareOptions};
@@ -298,7 +299,7 @@ async fn saturation(
 
 /// Open loop: one message due every 1/`rate` s, each on its own task, so a stalled
 /// broker shows as latency, not as fewer samples. Latency starts when a message went
-/// out, forgiving the timer's tick and no more (`latency_origin`), as in
+/// out, forgiving the timer's tick and no more (`Schedule::next`), as in
 /// `bench-open-loop`, whose figures these are compared with.
 async fn fixed_rate(
     channels: &[lapin::Channel],
@@ -306,19 +307,11 @@ async fn fixed_rate(
     rate: u32,
     seconds: u64,
 ) -> anyhow::Result<String> {
-    let period = Duration::from_secs(1) / rate.max(1);
     let total = u64::from(rate) * seconds;
-    let started = tokio::time::Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    let mut late = 0u64;
+    let mut schedule = Schedule::new(rate);
     for i in 0..total {
-        let due = started + period * u32::try_from(i)?;
-        tokio::time::sleep_until(due).await;
-        let sent = tokio::time::Instant::now();
-        if sent > due + TIMER_SLACK {
-            late += 1;
-        }
-        let origin = latency_origin(due, sent);
+        let origin = schedule.next(i).await?;
         let channel = channels[usize::try_from(i)? % channels.len()].clone();
         let target = target.clone();
         tasks.spawn(async move { target.publish(&channel).await.then(|| origin.elapsed()) });
@@ -333,8 +326,9 @@ async fn fixed_rate(
     }
     latencies.sort_unstable();
     Ok(format!(
-        "broker-fixed-rate rate={rate}/s confirmed={} failed={failures} late={late} p50={:.2}ms p99={:.2}ms p99.9={:.2}ms",
+        "broker-fixed-rate rate={rate}/s confirmed={} failed={failures} late={} p50={:.2}ms p99={:.2}ms p99.9={:.2}ms",
         latencies.len(),
+        schedule.late(),
         quantile_ms(&latencies, 0.50),
         quantile_ms(&latencies, 0.99),
         quantile_ms(&latencies, 0.999)

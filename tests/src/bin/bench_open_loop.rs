@@ -8,7 +8,7 @@
 //!
 //! Sends never wait for answers (open loop), so a stalled server shows as latency,
 //! not as fewer samples. Latency starts when a request went out, forgiving the
-//! timer's tick and no more (`latency_origin`); `bench-broker-ceiling --rate`, the
+//! timer's tick and no more (`Schedule::next`); `bench-broker-ceiling --rate`, the
 //! publisher this is compared with, measures the same way. A request due while
 //! `--max-in-flight` are outstanding is dropped and counted, as k6's
 //! constant-arrival-rate drops an iteration with no VU free. Unlike k6's
@@ -20,7 +20,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use clap::Parser;
-use hookwire_tests::percentile::{TIMER_SLACK, latency_origin, quantile_ms};
+use hookwire_tests::percentile::quantile_ms;
+use hookwire_tests::schedule::Schedule;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -73,22 +74,14 @@ async fn main() -> anyhow::Result<()> {
         .pool_max_idle_per_host(usize::MAX)
         .build(connector);
 
-    let period = Duration::from_secs(1) / args.rate.max(1);
     let total = u64::from(args.rate) * args.seconds;
     let timeout = Duration::from_secs(args.timeout_seconds);
     let mut dropped = 0u64;
-    let mut late = 0u64;
     let mut tally = Tally::default();
     let mut tasks = tokio::task::JoinSet::new();
-    let started = tokio::time::Instant::now();
+    let mut schedule = Schedule::new(args.rate);
     for i in 0..total {
-        let due = started + period * u32::try_from(i)?;
-        tokio::time::sleep_until(due).await;
-        let sent = tokio::time::Instant::now();
-        if sent > due + TIMER_SLACK {
-            late += 1;
-        }
-        let origin = latency_origin(due, sent);
+        let origin = schedule.next(i).await?;
         // Finished requests are reaped as they go, so the set's size is what is
         // outstanding.
         while let Some(outcome) = tasks.try_join_next() {
@@ -121,9 +114,10 @@ async fn main() -> anyhow::Result<()> {
     } = tally;
     latencies.sort_unstable();
     println!(
-        "open-loop rate={}/s requests={} failed={failed} dropped={dropped} late={late} p50={:.2}ms p99={:.2}ms p99.9={:.2}ms",
+        "open-loop rate={}/s requests={} failed={failed} dropped={dropped} late={} p50={:.2}ms p99={:.2}ms p99.9={:.2}ms",
         args.rate,
         latencies.len() as u64 + failed,
+        schedule.late(),
         quantile_ms(&latencies, 0.50),
         quantile_ms(&latencies, 0.99),
         quantile_ms(&latencies, 0.999)
