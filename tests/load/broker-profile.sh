@@ -4,6 +4,7 @@
 #
 #   tests/load/broker-profile.sh                # 15 s of each, sampled for 5 s in the middle
 #   SECONDS_EACH=20 SAMPLE_MS=8000 tests/load/broker-profile.sh
+#   PIN=1 tests/load/broker-profile.sh   # a private broker alone on CPU 0, the load on CPU 1
 #
 # For each load it prints, per message, the broker's reductions (the Erlang VM's unit
 # of work) by process kind — connection reader, channel, writer, the quorum queue's Ra
@@ -19,8 +20,21 @@ SAMPLE_MS=${SAMPLE_MS:-5000}
 [ "$SAMPLE_MS" -ge 1000 ] && [ $((SAMPLE_MS / 1000 + 2)) -le "$SECONDS_EACH" ] ||
   { echo "SAMPLE_MS must be at least 1000 and leave a second either side within SECONDS_EACH" >&2; exit 1; }
 GW_ADDR=127.0.0.1:18080
+PIN=${PIN:-0}
 ensure_tools
+# With PIN=1 the broker has a core the gateway and wrk cannot take: whether the
+# gateway's messages still cost it more time than the publisher's says whether the
+# difference is the shared cores.
+LOAD=()
+if [ "$PIN" = 1 ]; then
+  start_private_broker 5679 0
+  LOAD=(taskset -c 1)
+fi
 AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
+on_node() { # command args... -> run against the private node when there is one
+  local command=$1; shift
+  if [ -n "$PRIVATE_NODE" ]; then "$command" -n "$PRIVATE_NODE" "$@"; else "$command" "$@"; fi
+}
 write_livetip_lua "$OUT/livetip.lua"
 
 # Reductions per process kind over SAMPLE_MS, among the 400 busiest processes, with
@@ -46,9 +60,9 @@ Sums = lists:foldl(fun({Pid, R, Attrs}, Acc) ->
 [{total, lists:sum(maps:values(Sums))} | lists:sublist(lists:reverse(lists:keysort(2, maps:to_list(Sums))), 14)].'
 
 sample() { # label -> reductions by kind and msacc of the next SAMPLE_MS, into $OUT
-  rabbitmqctl -q eval "$ERL_SAMPLE" > "$OUT/broker-profile-$1.reductions" &
+  on_node rabbitmqctl -q eval "$ERL_SAMPLE" > "$OUT/broker-profile-$1.reductions" &
   local red=$!
-  rabbitmq-diagnostics -q runtime_thread_stats --sample-interval "$((SAMPLE_MS / 1000))" > "$OUT/broker-profile-$1.msacc" 2>&1
+  on_node rabbitmq-diagnostics -q runtime_thread_stats --sample-interval "$((SAMPLE_MS / 1000))" > "$OUT/broker-profile-$1.msacc" 2>&1
   wait "$red"
 }
 
@@ -74,9 +88,10 @@ PY
   sed 's/^/    /' "$OUT/broker-profile-$1.msacc"
 }
 
-echo "== machine: $(nproc) cores, $(uname -r); $(date -u +%FT%TZ); RabbitMQ $(rabbitmqctl -q version 2>/dev/null)"
+echo "== machine: $(nproc) cores, $(uname -r); $(date -u +%FT%TZ); RabbitMQ $(on_node rabbitmqctl -q version 2>/dev/null); PIN=$PIN"
 start_gateway "$GW_ADDR" AMQP_URL="$AMQP_URL"
-wrk -t2 -c64 -d"${SECONDS_EACH}s" -s "$OUT/livetip.lua" "http://$GW_ADDR" > "$OUT/broker-profile-wrk.txt" &
+[ "$PIN" = 0 ] || taskset -a -p -c 1 "$GATEWAY_PID" > /dev/null
+"${LOAD[@]}" wrk -t2 -c64 -d"${SECONDS_EACH}s" -s "$OUT/livetip.lua" "http://$GW_ADDR" > "$OUT/broker-profile-wrk.txt" &
 load=$!
 sleep $(( (SECONDS_EACH - SAMPLE_MS / 1000) / 2 ))
 sample gateway
@@ -85,7 +100,7 @@ kill "$GATEWAY_PID"; wait "$GATEWAY_PID" 2>/dev/null || true
 "$BIN/bench-broker-ceiling" --url "$AMQP_URL" --delete-topology "$PREFIX"
 g_rate=$(awk '/^Requests\/sec/{printf "%d", $2}' "$OUT/broker-profile-wrk.txt")
 
-"$BIN/bench-broker-ceiling" --url "$AMQP_URL" --in-flight 64 --seconds "$SECONDS_EACH" --topic --envelope-headers > "$OUT/broker-profile-ceiling.txt" &
+"${LOAD[@]}" "$BIN/bench-broker-ceiling" --url "$AMQP_URL" --in-flight 64 --seconds "$SECONDS_EACH" --topic --envelope-headers > "$OUT/broker-profile-ceiling.txt" &
 load=$!
 sleep $(( (SECONDS_EACH - SAMPLE_MS / 1000) / 2 ))
 sample publisher
