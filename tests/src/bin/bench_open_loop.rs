@@ -1,10 +1,11 @@
 //! Benchmark load tool: HTTP POSTs at a fixed rate, open loop.
 //!
-//! k6 is the usual tool for this, but on a 2-core machine its JavaScript VM keeps half
-//! a core busy at 2,000 requests/s, and that CPU comes out of what it measures: the
-//! broker's confirm p99 rose from about 5 ms alone to 25-44 ms with k6 beside it
-//! (BENCHMARKS.md, session 10). This tool does the same schedule on one thread for a
-//! fraction of that, so a fixed-rate tail says more about the server than the client.
+//! k6 is the usual tool for this, but on a 2-core machine its JavaScript VM keeps a
+//! third to two thirds of a core busy at 2,000 requests/s, and that CPU comes out of
+//! what it measures: the broker's confirm p99 rose from about 5 ms alone to 25-44 ms
+//! with k6 beside it (BENCHMARKS.md, session 10). This tool keeps the same schedule on
+//! one thread for about a fifth of k6's CPU, so a fixed-rate tail says more about the
+//! server than about the client.
 //!
 //! Sends never wait for answers (open loop), so a stalled server shows as latency,
 //! not as fewer samples. Latency starts when a request went out, forgiving the
