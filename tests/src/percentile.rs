@@ -3,11 +3,6 @@
 use std::time::Duration;
 
 /// The `p` quantile of sorted latencies, in milliseconds (0 when there are none).
-#[allow(
-    clippy::cast_possible_truncation,
-    clippy::cast_sign_loss,
-    clippy::cast_precision_loss
-)]
 pub fn quantile_ms(sorted: &[Duration], p: f64) -> f64 {
     sorted
         .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
