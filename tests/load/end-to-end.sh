@@ -49,7 +49,7 @@ stop_all() {
 rate() { python3 -c "print(round($1/($3-$2)))"; }
 
 # --- 1. throughput with 1, 2 and 4 workers
-declare -A RATE
+declare -A RATE WALL
 run throughput || WORKERS=""
 for n in $WORKERS; do
   create_db; start_gateway "$GW"; fill "fill-$n" "$EVENTS"
@@ -60,7 +60,17 @@ for n in $WORKERS; do
   for i in $(seq "$n"); do start_worker $((19100 + i)); done
   wait_done "$EVENTS"; end=$DONE_AT
   rss=""; for p in "${WORKER_PIDS[@]}"; do rss+="$(hwm_mib "$p") "; done
-  RATE[$n]=$(rate "$EVENTS" "$start" "$end")
+  WALL[$n]=$(rate "$EVENTS" "$start" "$end")
+  # The drain itself, from the first batch's transaction to the last: a batch stamps
+  # processed_at on its rows when its transaction starts (an event handled alone, when
+  # it finishes). The wall figure also counts the workers' start-up (connections,
+  # topology) and this script's 0.2 s polling, which pgbench's tps, the ceiling's
+  # figure, leaves out ("without initial connection time"). The events counted are
+  # those stamped before the last stamp, so the span and the count match.
+  RATE[$n]=$(psql -tA -h 127.0.0.1 -U postgres -d "$BENCH_DB" -c \
+    "WITH done AS (SELECT processed_at FROM webhook_events WHERE status IN ('processed','ignored'))
+     SELECT coalesce(round(count(*) FILTER (WHERE processed_at < (SELECT max(processed_at) FROM done))
+       / nullif(extract(epoch FROM max(processed_at) - min(processed_at)), 0)), 0) FROM done")
   batch=$(mean_batch 19101)
   # A backend reports its counts at most once a second, and an idle one only after
   # 10 s: stopping the workers makes theirs report (at exit) before they are read.
@@ -68,7 +78,8 @@ for n in $WORKERS; do
   WORKER_PIDS=()
   sleep 1
   read -r c1 i1 u1 < <(db_stats)
-  printf '%s worker(s): %5s events/s; mean batch %s events; worker RSS peak MiB: %s\n' "$n" "${RATE[$n]}" "$batch" "$rss"
+  printf '%s worker(s): %5s events/s (first to last transaction; %s from start-up to the last row); mean batch %s events; worker RSS peak MiB: %s\n' \
+    "$n" "${RATE[$n]}" "${WALL[$n]}" "$batch" "$rss"
   # The run's status polls commit too: commits per event are an upper bound.
   python3 -c "e=$EVENTS; print(f'   per event: {($c1-$c0)/e:.3f} commits, {($i1-$i0)/e:.2f} rows inserted, {($u1-$u0)/e:.2f} updated')"
   stop_all
@@ -211,5 +222,6 @@ fi
 
 CEILING=${CEILING:-0}
 if run throughput && run ceiling; then
-  python3 -c "print(f'one worker / database ceiling = {$ONE/max($CEILING,1):.2f} (target >= 0.5; against the old script {$ONE/max($OLD_CEILING,1):.2f}); one worker: $ONE events/s (target >= 5000)')"
+  # Sessions up to 11 compared the wall figure: printed too, to follow the series.
+  python3 -c "print(f'one worker / database ceiling = {$ONE/max($CEILING,1):.2f} (target >= 0.5; from start-up {${WALL[1]:-0}/max($CEILING,1):.2f}; against the sessions 5-7 script {$ONE/max($OLD_CEILING,1):.2f}); one worker: $ONE events/s (target >= 5000)')"
 fi
