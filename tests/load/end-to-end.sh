@@ -3,7 +3,8 @@
 # all measured in one run (ratios, not absolute figures, are what compare across runs):
 #   1. events/s from request to committed row with 1, 2 and 4 worker processes: EVENTS
 #      LiveTip payment_confirmed events (each creates a payment) are accepted by the
-#      gateway with no worker running, then the workers start and drain them; per
+#      gateway with no worker running, then the workers start and drain them (events/s
+#      between the first batch's transaction and the last; also from start-up); per
 #      event: commits and rows, and the mean batch size;
 #   2. backlog: BACKLOG events queued during an outage, drained by one worker, beside a
 #      steady stream (events sent while the worker runs), with the broker's memory;
