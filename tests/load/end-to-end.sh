@@ -178,7 +178,8 @@ SQL
   # The lookup by LiveTip id reads the index, as the worker's does (worker/src/batch.rs,
   # custom_plans): the bindings table is never analysed during a run, and the planner
   # then scans it whole, which cost 10.5 ms a batch at 34,000 bindings against 1.2 ms
-  # by the index (session 12) and held the ceiling down by a cost the worker never pays.
+  # by the index (session 12); over a 15 s run the scan held the ceiling 6-7 % low, a
+  # cost the worker never pays.
   cat > "$OUT/pgbench-rows.sql" <<SQL
   BEGIN;
   SET LOCAL enable_seqscan = off;

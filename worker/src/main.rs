@@ -6,7 +6,7 @@
 /// to 96-102 in interleaved drains.
 /// Not mimalloc, as the gateway uses: bodies of 1 MiB read on lapin's thread and freed
 /// on tokio's kept its peak RSS at 889 MiB against glibc's 494 and jemalloc's 500-510
-/// (BENCHMARKS.md, session 12).
+/// (BENCHMARKS.md: mimalloc in session 8, glibc and jemalloc in session 12).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
