@@ -43,5 +43,5 @@ n, t, us = $EVENTS, $end - $start, 1e6 / $(getconf CLK_TCK)
 print(f'{n/t:.0f} events/s, mean batch $batch; CPU per event: worker {$w*us/n:.0f} µs, PostgreSQL {($p1-$p0)*us/n:.0f} µs, broker {($b1-$b0)*us/n:.0f} µs')"
 statements -c "SELECT calls, round(total_exec_time::numeric, 1) AS ms, round((total_exec_time / calls)::numeric, 3) AS ms_per_call, rows,
   left(regexp_replace(query, '\s+', ' ', 'g'), 90) AS statement FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 12" || true
-[ -z "$PERF_PID" ] || wait "$PERF_PID"
+if [ -n "$PERF_PID" ]; then wait "$PERF_PID" || echo "perf record failed (is perf installed and allowed?)" >&2; fi
 if [ -n "${KEEP:-}" ]; then echo "database kept: $BENCH_DB"; BENCH_DB=""; fi

@@ -4,7 +4,7 @@
 #   tests/load/gateway-levers.sh                       # defaults: 2 rounds, 10 s each
 #   ROUNDS=3 SECONDS_EACH=15 CHANNELS="8 2 16" tests/load/gateway-levers.sh
 #   VARIANTS="TOKIO_WORKER_THREADS=2;TOKIO_WORKER_THREADS=1" PUBLISHER=0 tests/load/gateway-levers.sh
-#   ROUNDS=1 CHANNELS=8 PUBLISHER=0 PERF=1 tests/load/gateway-levers.sh   # where the gateway's CPU goes
+#   ROUNDS=1 CHANNELS=8 PUBLISHER=0 PERF=dwarf tests/load/gateway-levers.sh   # where the gateway's CPU goes
 #
 # Each round runs, one after the other on the local broker:
 #   - the gateway at saturation (wrk, 64 connections, the bench's mixed Pluggy/LiveTip
@@ -16,10 +16,12 @@
 # Prints req/s or msg/s, CPU microseconds per message of the process measured and of
 # the broker, and for the gateway how many TCP data segments it sent the broker per
 # message (1.0: every publish went out alone; lower: publishes shared a segment).
-# PERF=1 also records each gateway run with call graphs for 4 s from its third second
-# (perf record --call-graph dwarf; tests/load/out/perf-gateway-<round>-<n>.data): read it
-# with perf report --no-children. The profiler costs the gateway a third or more of
-# its rate, so a run with PERF=1 is for where the time goes, not for its figures.
+# PERF=dwarf (as in drain-profile.sh) records each gateway run with call graphs for 4 s
+# from its third second (perf record --call-graph dwarf, the gateway alone; needs
+# SECONDS_EACH >= 8). Files: tests/load/out/perf-gateway-<round>-<n>.data, n counting
+# the runs profiled so far; read one with perf report -i <file> --no-children. The
+# profiler takes CPU from the gateway, so a profiled run shows where the time goes,
+# not figures to compare.
 source "$(dirname "$0")/lib.sh"
 
 ROUNDS=${ROUNDS:-2}
@@ -36,6 +38,10 @@ us() { python3 -c "print(round(($2 - $1) / $(getconf CLK_TCK) * 1e6 / max($3, 1)
 
 write_mixed_lua "$OUT/levers.lua"
 PROFILES=0
+if [ "${PERF:-}" = dwarf ]; then
+  command -v perf > /dev/null || { echo "PERF=dwarf needs perf (linux-perf)" >&2; exit 1; }
+  [ "$SECONDS_EACH" -ge 8 ] || { echo "PERF=dwarf needs SECONDS_EACH >= 8: it records seconds 3-7" >&2; exit 1; }
+fi
 
 # TCP data segments sent so far on the process's connections to the broker.
 io_writes() {
@@ -46,23 +52,27 @@ io_writes() {
 }
 AMQP_PORT=$(sed -E 's#.*:([0-9]+)/.*#\1#' <<<"$AMQP_URL")
 
-gateway_round() { # "NAME=value ..." for the gateway's environment
+gateway_round() { # round, "NAME=value ..." for the gateway's environment
+  local round=$1; shift
   # shellcheck disable=SC2086 # one word per setting
   start_gateway "$GW_ADDR" $1 AMQP_URL="$AMQP_URL" \
     PLUGGY_SIGNING_KEY=$PLUGGY_SECRET PLUGGY_WEBHOOK_SECRET=bench-pluggy-header
   local gw=$GATEWAY_PID g0 g1 b0 b1 w0 w1 n rate
   g0=$(cpu_ticks "$gw"); b0=$(cpu_ticks "$(broker_pid)"); w0=$(io_writes "$gw")
-  local profiler=""
-  if [ "${PERF:-0}" = 1 ]; then
+  local profiler="" profile=""
+  if [ "${PERF:-}" = dwarf ]; then
     PROFILES=$((PROFILES + 1))
+    profile="$OUT/perf-gateway-$round-$PROFILES"
     (sleep 3; perf record -F 999 --call-graph dwarf,16384 -p "$gw" \
-      -o "$OUT/perf-gateway-$round-$PROFILES.data" -- sleep 4 > /dev/null 2>&1) &
+      -o "$profile.data" -- sleep 4 > "$profile.log" 2>&1) &
     profiler=$!
   fi
   wrk -t2 -c64 -d"${SECONDS_EACH}s" --latency -s "$OUT/levers.lua" "http://$GW_ADDR" > "$OUT/levers-wrk.txt"
   g1=$(cpu_ticks "$gw"); b1=$(cpu_ticks "$(broker_pid)"); w1=$(io_writes "$gw")
   read -r rate n < <(wrk_summary "$OUT/levers-wrk.txt" | awk '{print $1, $5}')
-  [ -z "$profiler" ] || wait "$profiler"
+  if [ -n "$profiler" ]; then
+    wait "$profiler" || echo "  perf record failed: see $profile.log" >&2
+  fi
   kill "$gw"; wait "$gw" 2>/dev/null || true
   "$BIN/bench-broker-ceiling" --url "$AMQP_URL" --delete-topology "$PREFIX"
   printf '  %-34s %7s /s  cpu_us gateway/broker %s/%s  segments to the broker per msg %s\n' "gateway, $1" "$rate" \
@@ -85,7 +95,7 @@ echo "== machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(una
 for round in $(seq "$ROUNDS"); do
   echo "round $round"
   IFS=';' read -ra variants <<<"$VARIANTS"
-  for v in "${variants[@]}"; do [ -z "$v" ] || gateway_round "$v"; done
+  for v in "${variants[@]}"; do [ -z "$v" ] || gateway_round "$round" "$v"; done
   [ "$PUBLISHER" = 1 ] || continue
   ceiling_round "publisher, default exchange"
   ceiling_round "publisher, topic exchange" --topic
