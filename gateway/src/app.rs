@@ -134,6 +134,7 @@ impl Application {
             .clone()
             .with_quorum_group_size(config.amqp_quorum_initial_group_size);
         let events_exchange = topology.events_exchange();
+        let ingest_exchange = topology.ingest_exchange();
         let (link, link_task) = BrokerLink::start(
             LinkConfig {
                 url: config.amqp_url.clone(),
@@ -148,7 +149,7 @@ impl Application {
         );
         let (audit, audit_task) = AuditSink::start(
             link.clone(),
-            events_exchange.clone(),
+            events_exchange,
             usize::try_from(config.rejected_audit_buffer).unwrap_or(1024),
             Duration::from_millis(config.rejection_window_ms),
             background.clone(),
@@ -159,7 +160,7 @@ impl Application {
             pluggy_client_id: config.pluggy_client_id.clone(),
             livetip_tokens: config.livetip_webhook_token.clone(),
             link,
-            events_exchange,
+            ingest_exchange,
             audit,
             body_limit: config.body_limit_bytes,
             body_read_timeout: config.body_read_timeout(),

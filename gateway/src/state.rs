@@ -28,8 +28,8 @@ pub struct AppState {
     pub livetip_tokens: SecretList,
     /// The broker.
     pub link: BrokerLink,
-    /// Exchange events are published to.
-    pub events_exchange: String,
+    /// Exchange events are published to (the direct ingest exchange).
+    pub ingest_exchange: String,
     /// Rejected-request records.
     pub audit: AuditSink,
     /// Body size limit.

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use lapin::BasicProperties;
-use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::types::{AMQPValue, FieldArray, FieldTable, LongString, ShortString};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -25,6 +25,11 @@ pub const ENVELOPE_VERSION: u32 = 1;
 /// every message, and a dozen entries cut the broker's throughput by a third (see
 /// BENCHMARKS.md). The trace context keeps its standard header names beside it.
 pub const ENVELOPE_HEADER: &str = "x-hookwire-envelope";
+
+/// RabbitMQ's sender-selected routing header: extra keys the message is routed by,
+/// removed by the broker before delivery (unlike `CC`), so a consumer that moves the
+/// message on (a retry, a dead letter through the default exchange) never routes on it.
+pub const BCC_HEADER: &str = "BCC";
 
 /// Request headers copied into the envelope. An allow-list, so that a credential
 /// header can never slip through under a name nobody thought of.
@@ -89,12 +94,13 @@ struct Meta {
 }
 
 impl Envelope {
-    /// Routing key on the events exchange.
+    /// Routing key on the ingest and events exchanges.
     pub fn routing_key(&self) -> String {
         self.provider.routing_key(&self.event)
     }
 
-    /// AMQP properties: persistent, metadata in one header, trace context beside it.
+    /// AMQP properties: persistent, metadata in one header, trace context beside it,
+    /// and the provider's key on the ingest exchange in `BCC`.
     pub fn properties(&self) -> BasicProperties {
         let meta = Meta {
             v: ENVELOPE_VERSION,
@@ -117,6 +123,10 @@ impl Envelope {
         if let Some(state) = &self.trace.tracestate {
             headers.insert(TRACESTATE.into(), long(state));
         }
+        headers.insert(
+            BCC_HEADER.into(),
+            AMQPValue::FieldArray(FieldArray::from(vec![long(self.provider.ingest_key())])),
+        );
         let content_type = self
             .http_headers
             .iter()

@@ -27,6 +27,13 @@ impl Provider {
         }
     }
 
+    /// Key every one of this provider's events also carries on the ingest exchange (in
+    /// a `BCC` header), and that its work queue binds. Never equal to an event's
+    /// routing key, which always has a dot after the provider.
+    pub const fn ingest_key(self) -> &'static str {
+        self.as_str()
+    }
+
     /// Routing key for one of this provider's events.
     ///
     /// Event names come from untrusted payloads, so they are folded into the

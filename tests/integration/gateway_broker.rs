@@ -133,12 +133,15 @@ async fn an_unroutable_event_is_returned_and_answered_503() {
     .unwrap();
     let channel = conn.create_channel().await.unwrap();
     let queue = gw.queue(Provider::Pluggy);
-    let exchange = gw.topology.topology.events_exchange();
+    // The gateway publishes to the ingest exchange only: the topic exchange's binding,
+    // left in place, must not make the event routable.
+    let exchange = gw.topology.topology.ingest_exchange();
+    let key = Provider::Pluggy.ingest_key();
     channel
         .queue_unbind(
             queue.as_str().into(),
             exchange.as_str().into(),
-            "pluggy.#".into(),
+            key.into(),
             FieldTable::default(),
         )
         .await
@@ -158,7 +161,7 @@ async fn an_unroutable_event_is_returned_and_answered_503() {
         .queue_bind(
             queue.as_str().into(),
             exchange.as_str().into(),
-            "pluggy.#".into(),
+            key.into(),
             QueueBindOptions::default(),
             FieldTable::default(),
         )
@@ -407,4 +410,159 @@ async fn the_quorum_group_size_sizes_new_queues_and_spares_existing_ones() {
     let dead = queue_arguments(&gw.topology.topology.dead_letter_queue(Provider::LiveTip));
     assert!(dead.contains(",3}"), "the worker's new queue: {dead}");
     assert_eq!(livetip(gw.addr, "group-size").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_an_operator_binds_to_one_events_key_gets_that_event_and_no_routing_header() {
+    let gw = spawn_gateway().await;
+    let conn = lapin::Connection::connect(
+        &hookwire_tests::amqp_url(),
+        lapin::ConnectionProperties::default(),
+    )
+    .await
+    .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    let exchange = gw.topology.topology.ingest_exchange();
+    let prefix = gw.topology.topology.prefix().to_owned();
+    // One tap on a single event's key, one on the provider's key (every LiveTip event).
+    let taps = [
+        (
+            format!("{prefix}.tap.confirmed"),
+            "livetip.payment_confirmed",
+        ),
+        (
+            format!("{prefix}.tap.livetip"),
+            Provider::LiveTip.ingest_key(),
+        ),
+    ];
+    for (tap, key) in &taps {
+        channel
+            .queue_declare(
+                tap.as_str().into(),
+                lapin::options::QueueDeclareOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        channel
+            .queue_bind(
+                tap.as_str().into(),
+                exchange.as_str().into(),
+                (*key).into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+    }
+    // Patterns, for whoever needs them: an exchange of one's own, bound by the
+    // provider's key, routes on the event's own key.
+    let patterns = format!("{prefix}.tap.patterns");
+    let pending_tap = format!("{prefix}.tap.pending");
+    channel
+        .exchange_declare(
+            patterns.as_str().into(),
+            lapin::ExchangeKind::Topic,
+            lapin::options::ExchangeDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    channel
+        .exchange_bind(
+            patterns.as_str().into(),
+            exchange.as_str().into(),
+            Provider::LiveTip.ingest_key().into(),
+            lapin::options::ExchangeBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    channel
+        .queue_declare(
+            pending_tap.as_str().into(),
+            lapin::options::QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    channel
+        .queue_bind(
+            pending_tap.as_str().into(),
+            patterns.as_str().into(),
+            "*.payment_pending".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(livetip(gw.addr, "tapped").await.status, 200);
+    let pending = json!({"event": "payment_pending", "payment": {"sender": "s", "amount": 5, "paymentId": "pending", "paid": false}});
+    let answered = post(
+        gw.addr,
+        "/webhook",
+        &[
+            ("content-type", "application/json"),
+            ("x-livetip-webhook-secret-token", LIVETIP_TOKEN),
+        ],
+        pending.to_string(),
+    )
+    .await;
+    assert_eq!(answered.status, 200);
+
+    let work = take(&gw.queue(Provider::LiveTip), 2).await;
+    let confirmed_only = take(&taps[0].0, 1).await;
+    let every_livetip = take(&taps[1].0, 2).await;
+    let mut keys: Vec<_> = work.iter().map(|m| m.routing_key.as_str()).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["livetip.payment_confirmed", "livetip.payment_pending"],
+        "the work queue gets both, under their own keys"
+    );
+    assert_eq!(every_livetip.len(), 2);
+    assert_eq!(
+        confirmed_only
+            .iter()
+            .map(|m| m.routing_key.as_str())
+            .collect::<Vec<_>>(),
+        ["livetip.payment_confirmed"]
+    );
+    let pending_only = take(&pending_tap, 1).await;
+    assert_eq!(
+        pending_only
+            .iter()
+            .map(|m| m.routing_key.as_str())
+            .collect::<Vec<_>>(),
+        ["livetip.payment_pending"]
+    );
+    // Nothing more arrives on the single-event taps.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(hookwire_tests::broker::ready_messages(&taps[0].0).await, 0);
+    assert_eq!(
+        hookwire_tests::broker::ready_messages(&pending_tap).await,
+        0
+    );
+    // The broker strips the routing header: a consumer moving the message on (through
+    // the default exchange, say) cannot route on it.
+    for message in work
+        .iter()
+        .chain(&every_livetip)
+        .chain(&confirmed_only)
+        .chain(&pending_only)
+    {
+        assert_eq!(
+            hookwire_tests::broker::header(message, shared::envelope::BCC_HEADER),
+            None
+        );
+    }
+    for tap in taps.iter().map(|(tap, _)| tap).chain([&pending_tap]) {
+        let _ = channel
+            .queue_delete(tap.as_str().into(), Default::default())
+            .await;
+    }
+    let _ = channel
+        .exchange_delete(patterns.as_str().into(), Default::default())
+        .await;
+    let _ = conn.close(200, "done".into()).await;
 }

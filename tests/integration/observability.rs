@@ -163,6 +163,12 @@ async fn one_trace_per_event_from_the_request_to_the_database() {
         let publish = one(&in_trace, "publish span", |s| s.kind == 4);
         assert_eq!(publish.parent_span_id, server.span_id);
         assert_eq!(publish.attr("messaging.system"), Some("rabbitmq"));
+        assert!(
+            publish
+                .attr("messaging.destination.name")
+                .is_some_and(|x| x.ends_with(".ingest")),
+            "events go to the direct ingest exchange"
+        );
         assert!(publish.attr("messaging.message.id").is_some());
         assert!(
             publish

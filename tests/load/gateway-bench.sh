@@ -185,6 +185,11 @@ c_rate=$(sed -E 's/.*rate=([0-9]+).*/\1/' <<<"$ceiling_line")
 # The same, with the gateway's message shape: topic exchange and envelope headers.
 shaped_line=$(ceiling --in-flight "$CONNECTIONS" --seconds "$SAT_SECONDS" --topic --envelope-headers)
 s_rate=$(sed -E 's/.*rate=([0-9]+).*/\1/' <<<"$shaped_line")
+# The gateway's shape since session 14: the direct ingest exchange, the work queue
+# bound to a provider key named in a BCC header, envelope headers. The issue's target
+# stays against the topic shape above; this one says what the gateway's own work costs.
+ingest_line=$(ceiling --in-flight "$CONNECTIONS" --seconds "$SAT_SECONDS" --direct --bcc --envelope-headers)
+i_rate=$(sed -E 's/.*rate=([0-9]+).*/\1/' <<<"$ingest_line")
 # And spread over two queues in turn, as the gateway's load spreads over its two
 # providers' work queues.
 shaped2_line=$(ceiling --in-flight "$CONNECTIONS" --seconds "$SAT_SECONDS" --topic --envelope-headers --queues 2)
@@ -210,10 +215,14 @@ printf '  %-22s %8s req/s  p50 %6s ms  p99 %6s ms  non-2xx %s  cpu_us=%s\n' "gat
 echo "  broker ceiling         $ceiling_line"
 echo "  ... gateway-shaped     $shaped_line"
 echo "  ... over two queues    $shaped2_line"
+echo "  ... ingest-shaped      $ingest_line"
 printf '  %-22s %8s req/s  p50 %6s ms  p99 %6s ms  cpu_us=%s\n' "bare hyper" "$b_rate" "$b_p50" "$b_p99" "$h_cpu"
 echo "  (cpu_us = CPU microseconds per message: the gateway, publisher or server / the broker)"
 python3 -c "print(f'  LiveTip: gateway / broker ceiling = {$g_rate/$c_rate:.2f}   gateway / gateway-shaped ceiling = {$g_rate/$s_rate:.2f}')"
 python3 -c "print(f'  both in turn: gateway / the shaped ceiling over two queues = {$gm_rate/$s2_rate:.2f}')"
+python3 -c "print(f'  LiveTip: gateway / ingest-shaped ceiling (direct, BCC: the gateway\'s own shape) = {$g_rate/$i_rate:.2f}')"
+gb_us=${g_cpu#*/} sb_us=$(sed -E 's/.*cpu_us=[0-9]+\/([0-9]+).*/\1/' <<<"$shaped_line") ib_us=$(sed -E 's/.*cpu_us=[0-9]+\/([0-9]+).*/\1/' <<<"$ingest_line")
+python3 -c "print(f'  broker CPU per gateway message / per gateway-shaped ceiling message = {$gb_us} / {$sb_us} = {$gb_us/max($sb_us,1):.2f}; / per ingest-shaped = {$gb_us/max($ib_us,1):.2f}')"
 # What these cores allow. Unpinned, both runs keep about the same share of the two
 # cores busy, so a message's CPU over every process sets the rate. The gateway's run
 # also pays wrk and the HTTP exchange; a gateway costing only what bare hyper and the

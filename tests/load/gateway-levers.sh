@@ -5,6 +5,7 @@
 #   ROUNDS=3 SECONDS_EACH=15 CHANNELS="8 2 16" tests/load/gateway-levers.sh
 #   VARIANTS="TOKIO_WORKER_THREADS=2;TOKIO_WORKER_THREADS=1" PUBLISHER=0 tests/load/gateway-levers.sh
 #   ROUNDS=1 CHANNELS=8 PUBLISHER=0 PERF=dwarf tests/load/gateway-levers.sh   # where the gateway's CPU goes
+#   BODIES=livetip ...                                 # LiveTip bodies only (one work queue), as gateway-bench's headline
 #
 # Each round runs, one after the other on the local broker:
 #   - the gateway at saturation (wrk, 64 connections, the bench's mixed Pluggy/LiveTip
@@ -12,9 +13,10 @@
 #     VARIANTS (environment settings for the gateway, variants separated by ';');
 #   - the bare publisher (64 in flight, 8 channels) in each message shape: default
 #     exchange, topic exchange, direct exchange, envelope headers, topic with headers,
-#     and that without `mandatory` (PUBLISHER=0 leaves these out).
-# Prints req/s or msg/s, CPU microseconds per message of the process measured and of
-# the broker, and for the gateway how many TCP data segments it sent the broker per
+#     that without `mandatory`, and the gateway's own (direct, BCC, headers);
+#     PUBLISHER=0 leaves these out.
+# Prints req/s or msg/s (the gateway's with wrk's p99), CPU microseconds per message of
+# the process measured and of the broker, and for the gateway how many TCP data segments it sent the broker per
 # message (1.0: every publish went out alone; lower: publishes shared a segment).
 # PERF=dwarf (as in drain-profile.sh) records each gateway run with call graphs for 4 s
 # from its third second (perf record --call-graph dwarf, the gateway alone; needs
@@ -36,7 +38,7 @@ AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
 broker_pid() { pgrep -u rabbitmq -o beam.smp; }
 us() { python3 -c "print(round(($2 - $1) / $(getconf CLK_TCK) * 1e6 / max($3, 1)))"; } # ticks0 ticks1 n
 
-write_mixed_lua "$OUT/levers.lua"
+if [ "${BODIES:-mixed}" = livetip ]; then write_livetip_lua "$OUT/levers.lua"; else write_mixed_lua "$OUT/levers.lua"; fi
 PROFILES=0
 if [ "${PERF:-}" = dwarf ]; then
   command -v perf > /dev/null || { echo "PERF=dwarf needs perf (linux-perf)" >&2; exit 1; }
@@ -69,13 +71,14 @@ gateway_round() { # round, "NAME=value ..." for the gateway's environment
   fi
   wrk -t2 -c64 -d"${SECONDS_EACH}s" --latency -s "$OUT/levers.lua" "http://$GW_ADDR" > "$OUT/levers-wrk.txt"
   g1=$(cpu_ticks "$gw"); b1=$(cpu_ticks "$(broker_pid)"); w1=$(io_writes "$gw")
-  read -r rate n < <(wrk_summary "$OUT/levers-wrk.txt" | awk '{print $1, $5}')
+  local p99
+  read -r rate p99 n < <(wrk_summary "$OUT/levers-wrk.txt" | awk '{print $1, $3, $5}')
   if [ -n "$profiler" ]; then
     wait "$profiler" || echo "  perf record failed: see $profile.log" >&2
   fi
   kill "$gw"; wait "$gw" 2>/dev/null || true
   "$BIN/bench-broker-ceiling" --url "$AMQP_URL" --delete-topology "$PREFIX"
-  printf '  %-34s %7s /s  cpu_us gateway/broker %s/%s  segments to the broker per msg %s\n' "gateway, $1" "$rate" \
+  printf '  %-34s %7s /s  p99 %6s ms  cpu_us gateway/broker %s/%s  segments to the broker per msg %s\n' "gateway, $1" "$rate" "$p99" \
     "$(us "$g0" "$g1" "$n")" "$(us "$b0" "$b1" "$n")" "$(python3 -c "print(round(($w1 - $w0) / max($n, 1), 2))")"
 }
 
@@ -103,4 +106,5 @@ for round in $(seq "$ROUNDS"); do
   ceiling_round "publisher, envelope headers" --envelope-headers
   ceiling_round "publisher, topic + headers" --topic --envelope-headers
   ceiling_round "publisher, topic + headers, no mandatory" --topic --envelope-headers --no-mandatory
+  ceiling_round "publisher, ingest shape (direct, BCC, headers)" --direct --bcc --envelope-headers
 done

@@ -47,12 +47,12 @@ async fn enqueue(
     let routing_key = envelope.routing_key();
     let span = tracing::info_span!(
         "publish",
-        otel.name = format!("publish {}", state.events_exchange),
+        otel.name = format!("publish {}", state.ingest_exchange),
         otel.kind = "producer",
         otel.status_code = tracing::field::Empty,
         messaging.system = "rabbitmq",
         messaging.operation.type = "send",
-        messaging.destination.name = %state.events_exchange,
+        messaging.destination.name = %state.ingest_exchange,
         messaging.rabbitmq.destination.routing_key = %routing_key,
         messaging.message.id = %ctx.request_id,
         provider = provider.as_str(),
@@ -66,7 +66,7 @@ async fn enqueue(
     let published = state
         .link
         .publish(
-            &state.events_exchange,
+            &state.ingest_exchange,
             &routing_key,
             &envelope.body,
             envelope.properties(),

@@ -56,7 +56,7 @@ pub struct LinkConfig {
 /// Which objects a process declares when it connects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TopologyScope {
-    /// Exchange, work queues, audit queue: what publishing needs.
+    /// Exchanges, work queues, audit queue: what publishing needs.
     Ingest,
     /// Also dead-letter queues and retry steps.
     Worker,

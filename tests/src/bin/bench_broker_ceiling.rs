@@ -48,6 +48,15 @@ struct Args {
     /// (what exact per-event bindings would cost instead of the topic's patterns).
     #[arg(long, conflicts_with = "topic")]
     direct: bool,
+    /// With `--direct`: the gateway's ingest shape. The queue binds a provider-like key
+    /// (`bench0`) and every message, sent under its event key (`bench0.item.updated`),
+    /// names that key in a `BCC` header.
+    #[arg(long, requires = "direct")]
+    bcc: bool,
+    /// As `--bcc`, with a `CC` header instead: the broker leaves it on the message
+    /// rather than rewriting the message's properties to remove it.
+    #[arg(long, requires = "direct", conflicts_with = "bcc")]
+    cc: bool,
     /// Spread the messages over this many queues, one routing key each, in turn (the
     /// gateway's load alternates its two providers' queues).
     #[arg(long, default_value_t = 1, conflicts_with = "consume")]
@@ -149,7 +158,9 @@ async fn main() -> anyhow::Result<()> {
         let mut keys = Vec::new();
         for (i, name) in queues.iter().enumerate() {
             let key = format!("bench{i}.item.updated");
-            let pattern = if args.direct {
+            let pattern = if args.bcc || args.cc {
+                format!("bench{i}")
+            } else if args.direct {
                 key.clone()
             } else {
                 format!("bench{i}.#")
@@ -174,6 +185,39 @@ async fn main() -> anyhow::Result<()> {
     } else {
         BasicProperties::default()
     };
+    // One set of properties per routing key: with `--bcc` each names its own queue's key.
+    let routes: Vec<(String, BasicProperties)> = routing_keys
+        .into_iter()
+        .enumerate()
+        .map(|(i, key)| {
+            // The envelope's own `BCC` names a provider no queue here binds; the topic
+            // shape stays the one issue 16 measured (no `BCC`).
+            let mut headers = FieldTable::default();
+            for (name, value) in properties.headers().iter().flat_map(|h| h.inner()) {
+                if name.as_str() != shared::envelope::BCC_HEADER {
+                    headers.insert(name.clone(), value.clone());
+                }
+            }
+            if args.bcc || args.cc {
+                headers.insert(
+                    if args.cc {
+                        "CC"
+                    } else {
+                        shared::envelope::BCC_HEADER
+                    }
+                    .into(),
+                    AMQPValue::FieldArray(
+                        vec![AMQPValue::LongString(format!("bench{i}").into())].into(),
+                    ),
+                );
+            }
+            if headers.inner().is_empty() {
+                (key, BasicProperties::default())
+            } else {
+                (key, properties.clone().with_headers(headers))
+            }
+        })
+        .collect();
     let mut channels = Vec::new();
     for _ in 0..args.channels.max(1) {
         let channel = conn.create_channel().await?;
@@ -186,9 +230,8 @@ async fn main() -> anyhow::Result<()> {
     let target = Target {
         mandatory: !args.no_mandatory,
         exchange: exchange.clone(),
-        routing_keys: routing_keys.into(),
+        routes: routes.into(),
         turn: Default::default(),
-        properties,
         payload,
     };
     let line = match (args.consume, args.rate) {
@@ -219,10 +262,9 @@ async fn main() -> anyhow::Result<()> {
 struct Target {
     mandatory: bool,
     exchange: String,
-    /// Taken in turn, one per publish.
-    routing_keys: std::sync::Arc<[String]>,
+    /// Routing keys and their messages' properties, taken in turn, one per publish.
+    routes: std::sync::Arc<[(String, BasicProperties)]>,
     turn: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    properties: BasicProperties,
     payload: Vec<u8>,
 }
 
@@ -230,7 +272,7 @@ impl Target {
     /// One persistent publish (mandatory unless asked otherwise) and its confirm: `true` when acked unreturned.
     async fn publish(&self, channel: &lapin::Channel) -> bool {
         let turn = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let routing_key = &self.routing_keys[turn % self.routing_keys.len()];
+        let (routing_key, properties) = &self.routes[turn % self.routes.len()];
         let confirmed = async {
             channel
                 .basic_publish(
@@ -241,7 +283,7 @@ impl Target {
                         ..Default::default()
                     },
                     &self.payload,
-                    self.properties.clone().with_delivery_mode(2),
+                    properties.clone().with_delivery_mode(2),
                 )
                 .await?
                 .await
