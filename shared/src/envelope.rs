@@ -99,8 +99,7 @@ impl Envelope {
         self.provider.routing_key(&self.event)
     }
 
-    /// AMQP properties: persistent, metadata in one header, trace context beside it,
-    /// and the provider's key on the ingest exchange in `BCC`.
+    /// AMQP properties: persistent, metadata in one header, trace context beside it.
     pub fn properties(&self) -> BasicProperties {
         let meta = Meta {
             v: ENVELOPE_VERSION,
@@ -123,10 +122,6 @@ impl Envelope {
         if let Some(state) = &self.trace.tracestate {
             headers.insert(TRACESTATE.into(), long(state));
         }
-        headers.insert(
-            BCC_HEADER.into(),
-            AMQPValue::FieldArray(FieldArray::from(vec![long(self.provider.ingest_key())])),
-        );
         let content_type = self
             .http_headers
             .iter()
@@ -140,6 +135,21 @@ impl Envelope {
             .with_type(ShortString::from(truncate(&self.event, 255)))
             .with_app_id("hookwire-gateway".into())
             .with_headers(headers)
+    }
+
+    /// The properties of the gateway's publish to the ingest exchange: as
+    /// [`Envelope::properties`], plus the provider's key in `BCC`, which is what routes
+    /// the event to its work queue there. Only that publish carries routing keys:
+    /// anywhere else (the default exchange, a pattern on the events exchange) they
+    /// would reach queues nobody meant.
+    pub fn ingest_properties(&self) -> BasicProperties {
+        let properties = self.properties();
+        let mut headers = properties.headers().clone().unwrap_or_default();
+        headers.insert(
+            BCC_HEADER.into(),
+            AMQPValue::FieldArray(FieldArray::from(vec![long(self.provider.ingest_key())])),
+        );
+        properties.with_headers(headers)
     }
 
     /// Reads an envelope back from a delivery's properties and body.
@@ -249,6 +259,38 @@ mod tests {
                 envelope.http_headers.clone(),
             ))
         );
+    }
+
+    #[test]
+    fn only_the_ingest_publish_carries_the_providers_routing_key() {
+        let envelope = Envelope {
+            provider: Provider::LiveTip,
+            event: "payment_confirmed".into(),
+            provider_event_id: None,
+            received_at: Utc::now(),
+            request_id: Uuid::new_v4(),
+            client_ip: None,
+            http_headers: Vec::new(),
+            trace: TraceContext::new_root(),
+            body: Bytes::from_static(b"{}"),
+        };
+        let bcc = |props: &BasicProperties| {
+            props
+                .headers()
+                .as_ref()
+                .and_then(|h| h.inner().get(&ShortString::from(BCC_HEADER)).cloned())
+        };
+        assert_eq!(bcc(&envelope.properties()), None);
+        let ingest = envelope.ingest_properties();
+        assert_eq!(
+            bcc(&ingest),
+            Some(AMQPValue::FieldArray(FieldArray::from(vec![long(
+                "livetip"
+            )])))
+        );
+        // Everything else is the same envelope.
+        let back = Envelope::from_amqp(&ingest, envelope.body.clone()).map(|b| b.request_id);
+        assert_eq!(back.ok(), Some(envelope.request_id));
     }
 
     #[test]

@@ -220,11 +220,13 @@ async fn an_event_that_keeps_failing_is_dead_lettered_after_the_attempt_limit() 
     pg.stop();
     let body: &'static [u8] = br#"{"event":"item/error","eventId":"doomed","itemId":"i"}"#;
     let event = envelope(Provider::Pluggy, "item/error", body);
+    // As the gateway publishes it: retries and the replay then go through the events
+    // exchange, without the `BCC` routing key the broker removed on delivery.
     publish_raw(
-        &topology.topology.events_exchange(),
+        &topology.topology.ingest_exchange(),
         &event.routing_key(),
         body,
-        event.properties(),
+        event.ingest_properties(),
     )
     .await;
 

@@ -182,7 +182,7 @@ kill "$gw"; wait "$gw" 2>/dev/null || true
 # --- broker ceiling (same in-flight count as wrk's connections)
 ceiling_line=$(ceiling --in-flight "$CONNECTIONS" --seconds "$SAT_SECONDS")
 c_rate=$(sed -E 's/.*rate=([0-9]+).*/\1/' <<<"$ceiling_line")
-# The same, with the gateway's message shape: topic exchange and envelope headers.
+# The same in issue 16's same shape (the gateway's until session 14): topic exchange, envelope headers.
 shaped_line=$(ceiling --in-flight "$CONNECTIONS" --seconds "$SAT_SECONDS" --topic --envelope-headers)
 s_rate=$(sed -E 's/.*rate=([0-9]+).*/\1/' <<<"$shaped_line")
 # The gateway's shape since session 14: the direct ingest exchange, the work queue
@@ -194,7 +194,7 @@ i_rate=$(sed -E 's/.*rate=([0-9]+).*/\1/' <<<"$ingest_line")
 # providers' work queues.
 shaped2_line=$(ceiling --in-flight "$CONNECTIONS" --seconds "$SAT_SECONDS" --topic --envelope-headers --queues 2)
 s2_rate=$(sed -E 's/.*rate=([0-9]+).*/\1/' <<<"$shaped2_line")
-# The broker's own latency at the fixed rate, with the gateway's message shape.
+# The broker's own latency at the fixed rate, in issue 16's topic shape (the target's baseline).
 fixed_line=$(ceiling --rate "$RATE" --seconds "$RATE_SECONDS" --topic --envelope-headers)
 
 # --- bare hyper
@@ -213,16 +213,16 @@ printf '  %-22s %8s req/s  p50 %6s ms  p99 %6s ms  non-2xx %s  cpu_us=%s\n' "gat
 echo "  ... its confirm waits   $sat_tail"
 printf '  %-22s %8s req/s  p50 %6s ms  p99 %6s ms  non-2xx %s  cpu_us=%s\n' "gateway, both in turn" "$gm_rate" "$gm_p50" "$gm_p99" "$gm_bad" "$gm_cpu"
 echo "  broker ceiling         $ceiling_line"
-echo "  ... gateway-shaped     $shaped_line"
+echo "  ... topic-shaped       $shaped_line"
 echo "  ... over two queues    $shaped2_line"
 echo "  ... ingest-shaped      $ingest_line"
 printf '  %-22s %8s req/s  p50 %6s ms  p99 %6s ms  cpu_us=%s\n' "bare hyper" "$b_rate" "$b_p50" "$b_p99" "$h_cpu"
 echo "  (cpu_us = CPU microseconds per message: the gateway, publisher or server / the broker)"
-python3 -c "print(f'  LiveTip: gateway / broker ceiling = {$g_rate/$c_rate:.2f}   gateway / gateway-shaped ceiling = {$g_rate/$s_rate:.2f}')"
+python3 -c "print(f'  LiveTip: gateway / broker ceiling = {$g_rate/$c_rate:.2f}   gateway / topic-shaped ceiling = {$g_rate/$s_rate:.2f}')"
 python3 -c "print(f'  both in turn: gateway / the shaped ceiling over two queues = {$gm_rate/$s2_rate:.2f}')"
 python3 -c "print(f'  LiveTip: gateway / ingest-shaped ceiling (direct, BCC: the gateway\'s own shape) = {$g_rate/$i_rate:.2f}')"
 gb_us=${g_cpu#*/} sb_us=$(sed -E 's/.*cpu_us=[0-9]+\/([0-9]+).*/\1/' <<<"$shaped_line") ib_us=$(sed -E 's/.*cpu_us=[0-9]+\/([0-9]+).*/\1/' <<<"$ingest_line")
-python3 -c "print(f'  broker CPU per gateway message / per gateway-shaped ceiling message = {$gb_us} / {$sb_us} = {$gb_us/max($sb_us,1):.2f}; / per ingest-shaped = {$gb_us/max($ib_us,1):.2f}')"
+python3 -c "print(f'  broker CPU per gateway message / per topic-shaped ceiling message = {$gb_us} / {$sb_us} = {$gb_us/max($sb_us,1):.2f}; / per ingest-shaped = {$gb_us/max($ib_us,1):.2f}')"
 # What these cores allow. Unpinned, both runs keep about the same share of the two
 # cores busy, so a message's CPU over every process sets the rate. The gateway's run
 # also pays wrk and the HTTP exchange; a gateway costing only what bare hyper and the

@@ -69,7 +69,7 @@ async fn enqueue(
             &state.ingest_exchange,
             &routing_key,
             &envelope.body,
-            envelope.properties(),
+            envelope.ingest_properties(),
         )
         .instrument(span.clone())
         .await;

@@ -77,9 +77,10 @@ impl Topology {
     }
 
     /// Topic exchange of rejected-request records, delayed retries and dead-letter
-    /// replays, routed by pattern (`<provider>.#`). Before the ingest exchange existed
-    /// the gateway published every event here; its bindings stay, so retry queues
-    /// created then (whose dead-letter target cannot change) still reach the work queues.
+    /// replays, routed by pattern (`<provider>.#`). Every retry step dead-letters here
+    /// and every replay is published here, so the work queues' bindings on it are
+    /// load-bearing, not a leftover of the releases that published first deliveries
+    /// here too.
     pub fn events_exchange(&self) -> String {
         format!("{}.events", self.prefix)
     }

@@ -190,14 +190,7 @@ async fn main() -> anyhow::Result<()> {
         .into_iter()
         .enumerate()
         .map(|(i, key)| {
-            // The envelope's own `BCC` names a provider no queue here binds; the topic
-            // shape stays the one issue 16 measured (no `BCC`).
-            let mut headers = FieldTable::default();
-            for (name, value) in properties.headers().iter().flat_map(|h| h.inner()) {
-                if name.as_str() != shared::envelope::BCC_HEADER {
-                    headers.insert(name.clone(), value.clone());
-                }
-            }
+            let mut headers = properties.headers().clone().unwrap_or_default();
             if args.bcc || args.cc {
                 headers.insert(
                     if args.cc {
