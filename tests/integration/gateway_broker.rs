@@ -425,9 +425,6 @@ async fn a_queue_an_operator_binds_to_one_events_key_gets_that_event_and_no_rout
     let exchange = gw.topology.topology.ingest_exchange();
     let prefix = gw.topology.topology.prefix().to_owned();
     // One tap on a single event's key, one on the provider's key (every LiveTip event).
-    // They expire if the test fails before deleting them.
-    let mut expiring = FieldTable::default();
-    expiring.insert("x-expires".into(), lapin::types::AMQPValue::LongInt(60_000));
     let taps = [
         (
             format!("{prefix}.tap.confirmed"),
@@ -438,28 +435,11 @@ async fn a_queue_an_operator_binds_to_one_events_key_gets_that_event_and_no_rout
             Provider::LiveTip.ingest_key(),
         ),
     ];
-    for (tap, key) in &taps {
-        channel
-            .queue_declare(
-                tap.as_str().into(),
-                lapin::options::QueueDeclareOptions::default(),
-                expiring.clone(),
-            )
-            .await
-            .unwrap();
-        channel
-            .queue_bind(
-                tap.as_str().into(),
-                exchange.as_str().into(),
-                (*key).into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
+    for (queue, key) in &taps {
+        tap(&channel, queue, &exchange, key).await;
     }
     // Patterns, for whoever needs them: an exchange of one's own, bound by the
-    // provider's key, routes on the event's own key.
+    // provider's key, routes on the keys the message carries.
     let patterns = format!("{prefix}.tap.patterns");
     let pending_tap = format!("{prefix}.tap.pending");
     channel
@@ -485,24 +465,7 @@ async fn a_queue_an_operator_binds_to_one_events_key_gets_that_event_and_no_rout
         )
         .await
         .unwrap();
-    channel
-        .queue_declare(
-            pending_tap.as_str().into(),
-            lapin::options::QueueDeclareOptions::default(),
-            expiring.clone(),
-        )
-        .await
-        .unwrap();
-    channel
-        .queue_bind(
-            pending_tap.as_str().into(),
-            patterns.as_str().into(),
-            "*.payment_pending".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    tap(&channel, &pending_tap, &patterns, "*.payment_pending").await;
     assert_eq!(livetip(gw.addr, "tapped").await.status, 200);
     let pending = json!({"event": "payment_pending", "payment": {"sender": "s", "amount": 5, "paymentId": "pending", "paid": false}});
     let answered = post(
@@ -571,4 +534,29 @@ async fn a_queue_an_operator_binds_to_one_events_key_gets_that_event_and_no_rout
         .exchange_delete(patterns.as_str().into(), Default::default())
         .await;
     let _ = conn.close(200, "done".into()).await;
+}
+
+/// A queue bound to `key` on `exchange`, as an operator's tap; it expires if the test
+/// fails before deleting it.
+async fn tap(channel: &lapin::Channel, queue: &str, exchange: &str, key: &str) {
+    let mut expiring = FieldTable::default();
+    expiring.insert("x-expires".into(), lapin::types::AMQPValue::LongInt(60_000));
+    channel
+        .queue_declare(
+            queue.into(),
+            lapin::options::QueueDeclareOptions::default(),
+            expiring,
+        )
+        .await
+        .unwrap();
+    channel
+        .queue_bind(
+            queue.into(),
+            exchange.into(),
+            key.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
 }
