@@ -101,6 +101,25 @@ impl Envelope {
 
     /// AMQP properties: persistent, metadata in one header, trace context beside it.
     pub fn properties(&self) -> BasicProperties {
+        self.properties_with(FieldTable::default())
+    }
+
+    /// The properties of the gateway's publish to the ingest exchange: as
+    /// [`Envelope::properties`], plus the provider's key in `BCC`, which is what routes
+    /// the event to its work queue there. Only that publish carries routing keys:
+    /// anywhere else (the default exchange, a pattern on the events exchange) they
+    /// would reach queues nobody meant.
+    pub fn ingest_properties(&self) -> BasicProperties {
+        let mut headers = FieldTable::default();
+        headers.insert(
+            BCC_HEADER.into(),
+            AMQPValue::FieldArray(FieldArray::from(vec![long(self.provider.ingest_key())])),
+        );
+        self.properties_with(headers)
+    }
+
+    /// Both kinds of properties, built once on the ingest path (no table copied).
+    fn properties_with(&self, mut headers: FieldTable) -> BasicProperties {
         let meta = Meta {
             v: ENVELOPE_VERSION,
             provider: self.provider.as_str().to_owned(),
@@ -110,7 +129,6 @@ impl Envelope {
             client_ip: self.client_ip,
             http: self.http_headers.clone(),
         };
-        let mut headers = FieldTable::default();
         // Serialising plain strings and numbers cannot fail; an empty header would be
         // refused by the worker as an unknown version, never silently misread.
         let meta = serde_json::to_vec(&meta).unwrap_or_default();
@@ -135,21 +153,6 @@ impl Envelope {
             .with_type(ShortString::from(truncate(&self.event, 255)))
             .with_app_id("hookwire-gateway".into())
             .with_headers(headers)
-    }
-
-    /// The properties of the gateway's publish to the ingest exchange: as
-    /// [`Envelope::properties`], plus the provider's key in `BCC`, which is what routes
-    /// the event to its work queue there. Only that publish carries routing keys:
-    /// anywhere else (the default exchange, a pattern on the events exchange) they
-    /// would reach queues nobody meant.
-    pub fn ingest_properties(&self) -> BasicProperties {
-        let properties = self.properties();
-        let mut headers = properties.headers().clone().unwrap_or_default();
-        headers.insert(
-            BCC_HEADER.into(),
-            AMQPValue::FieldArray(FieldArray::from(vec![long(self.provider.ingest_key())])),
-        );
-        properties.with_headers(headers)
     }
 
     /// Reads an envelope back from a delivery's properties and body.

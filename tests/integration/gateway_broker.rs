@@ -125,13 +125,7 @@ async fn a_confirm_that_never_comes_is_a_503_not_a_hang() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unroutable_event_is_returned_and_answered_503() {
     let gw = spawn_gateway().await;
-    let conn = lapin::Connection::connect(
-        &hookwire_tests::amqp_url(),
-        lapin::ConnectionProperties::default(),
-    )
-    .await
-    .unwrap();
-    let channel = conn.create_channel().await.unwrap();
+    let (conn, channel) = broker_channel().await;
     let queue = gw.queue(Provider::Pluggy);
     // The gateway publishes to the ingest exchange only: the topic exchange's binding,
     // left in place, must not make the event routable.
@@ -415,13 +409,7 @@ async fn the_quorum_group_size_sizes_new_queues_and_spares_existing_ones() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queue_an_operator_binds_to_one_events_key_gets_that_event_and_no_routing_header() {
     let gw = spawn_gateway().await;
-    let conn = lapin::Connection::connect(
-        &hookwire_tests::amqp_url(),
-        lapin::ConnectionProperties::default(),
-    )
-    .await
-    .unwrap();
-    let channel = conn.create_channel().await.unwrap();
+    let (conn, channel) = broker_channel().await;
     let exchange = gw.topology.topology.ingest_exchange();
     let prefix = gw.topology.topology.prefix().to_owned();
     // One tap on a single event's key, one on the provider's key (every LiveTip event).
@@ -559,4 +547,16 @@ async fn tap(channel: &lapin::Channel, queue: &str, exchange: &str, key: &str) {
         )
         .await
         .unwrap();
+}
+
+/// A connection of the test's own to the shared broker, and a channel on it.
+async fn broker_channel() -> (lapin::Connection, lapin::Channel) {
+    let conn = lapin::Connection::connect(
+        &hookwire_tests::amqp_url(),
+        lapin::ConnectionProperties::default(),
+    )
+    .await
+    .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    (conn, channel)
 }

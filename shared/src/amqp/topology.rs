@@ -158,17 +158,7 @@ impl Topology {
         }
         for delay in &self.retry_delays {
             let name = self.retry_exchange(*delay);
-            channel
-                .exchange_declare(
-                    name.as_str().into(),
-                    ExchangeKind::Fanout,
-                    ExchangeDeclareOptions {
-                        durable: true,
-                        ..ExchangeDeclareOptions::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await?;
+            declare_exchange(channel, &name, ExchangeKind::Fanout).await?;
             let mut arguments = FieldTable::default();
             arguments.insert(
                 "x-message-ttl".into(),
@@ -202,28 +192,10 @@ impl Topology {
         connection: &Connection,
         channel: &Channel,
     ) -> Result<(), lapin::Error> {
-        let durable = ExchangeDeclareOptions {
-            durable: true,
-            ..ExchangeDeclareOptions::default()
-        };
         let exchange = self.events_exchange();
-        channel
-            .exchange_declare(
-                exchange.as_str().into(),
-                ExchangeKind::Topic,
-                durable,
-                FieldTable::default(),
-            )
-            .await?;
+        declare_exchange(channel, &exchange, ExchangeKind::Topic).await?;
         let ingest = self.ingest_exchange();
-        channel
-            .exchange_declare(
-                ingest.as_str().into(),
-                ExchangeKind::Direct,
-                durable,
-                FieldTable::default(),
-            )
-            .await?;
+        declare_exchange(channel, &ingest, ExchangeKind::Direct).await?;
         for provider in Provider::ALL {
             let queue = self.work_queue(provider);
             self.declare_quorum(connection, channel, &queue, FieldTable::default())
@@ -313,6 +285,20 @@ impl Topology {
             .await
             .map(|_| ())
     }
+}
+
+async fn declare_exchange(
+    channel: &Channel,
+    name: &str,
+    kind: ExchangeKind,
+) -> Result<(), lapin::Error> {
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    channel
+        .exchange_declare(name.into(), kind, durable, FieldTable::default())
+        .await
 }
 
 async fn bind(
