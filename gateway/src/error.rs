@@ -225,9 +225,12 @@ impl ApiError {
     }
 }
 
-/// A JSON response with the given status.
-pub fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+/// A JSON response with the given status. Any serialisable body: the ingest routes
+/// answer from a struct of borrowed fields rather than a `Value` built per request.
+pub fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response<Full<Bytes>> {
+    // Our bodies have string keys only, the one thing serialisation can fail on.
+    let body = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -4,6 +4,7 @@
 //! verifiable, dead letters stay replayable, and no re-encoding can alter what the
 //! provider sent. Everything else the worker needs rides in AMQP properties and headers.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use bytes::Bytes;
@@ -77,20 +78,25 @@ pub enum EnvelopeError {
     Header(&'static str),
 }
 
-/// The envelope header's JSON shape; field names are part of the wire format.
+/// The envelope header's JSON shape; field names are part of the wire format. Written
+/// from borrowed fields (the gateway builds one per request), read back owned.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Meta {
+struct Meta<'a> {
     v: u32,
-    provider: String,
-    event: String,
+    provider: Cow<'a, str>,
+    event: Cow<'a, str>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    event_id: Option<String>,
+    event_id: Option<Cow<'a, str>>,
     received_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     client_ip: Option<IpAddr>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    http: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "no_headers")]
+    http: Cow<'a, [(String, String)]>,
+}
+
+fn no_headers(headers: &[(String, String)]) -> bool {
+    headers.is_empty()
 }
 
 impl Envelope {
@@ -122,12 +128,12 @@ impl Envelope {
     fn properties_with(&self, mut headers: FieldTable) -> BasicProperties {
         let meta = Meta {
             v: ENVELOPE_VERSION,
-            provider: self.provider.as_str().to_owned(),
-            event: self.event.clone(),
-            event_id: self.provider_event_id.clone(),
+            provider: Cow::Borrowed(self.provider.as_str()),
+            event: Cow::Borrowed(&self.event),
+            event_id: self.provider_event_id.as_deref().map(Cow::Borrowed),
             received_at: self.received_at,
             client_ip: self.client_ip,
-            http: self.http_headers.clone(),
+            http: Cow::Borrowed(&self.http_headers),
         };
         // Serialising plain strings and numbers cannot fail; an empty header would be
         // refused by the worker as an unknown version, never silently misread.
@@ -183,12 +189,12 @@ impl Envelope {
             .unwrap_or_else(TraceContext::new_root);
         Ok(Self {
             provider,
-            event: meta.event,
-            provider_event_id: meta.event_id,
+            event: meta.event.into_owned(),
+            provider_event_id: meta.event_id.map(Cow::into_owned),
             received_at: meta.received_at,
             request_id,
             client_ip: meta.client_ip,
-            http_headers: meta.http,
+            http_headers: meta.http.into_owned(),
             trace,
             body,
         })

@@ -112,23 +112,32 @@ impl TraceContext {
 
     /// The 32-hex-digit trace id an SRE pastes into Jaeger.
     pub fn trace_id(&self) -> String {
-        hex::encode(self.trace_id)
+        lower_hex(&self.trace_id)
     }
 
     /// The 16-hex-digit span id.
     pub fn span_id(&self) -> String {
-        hex::encode(self.span_id)
+        lower_hex(&self.span_id)
     }
 
     /// The `traceparent` header value.
     pub fn traceparent(&self) -> String {
-        format!(
-            "00-{}-{}-{:02x}",
-            hex::encode(self.trace_id),
-            hex::encode(self.span_id),
-            u8::from(self.sampled)
-        )
+        // Written into one buffer: the gateway builds this for every event it accepts.
+        let mut text = [0u8; 55];
+        text[..3].copy_from_slice(b"00-");
+        let _ = hex::encode_to_slice(self.trace_id, &mut text[3..35]);
+        text[35] = b'-';
+        let _ = hex::encode_to_slice(self.span_id, &mut text[36..52]);
+        text[52..].copy_from_slice(if self.sampled { b"-01" } else { b"-00" });
+        String::from_utf8_lossy(&text).into_owned()
     }
+}
+
+/// Lowercase hex of a fixed-size id, through a table rather than a character iterator.
+fn lower_hex<const N: usize>(bytes: &[u8; N]) -> String {
+    let mut text = vec![0u8; 2 * N];
+    let _ = hex::encode_to_slice(bytes, &mut text);
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 #[cfg(test)]
@@ -157,6 +166,24 @@ mod tests {
         );
         assert!(otel.is_sampled() && otel.is_remote());
         assert_eq!(otel.trace_state().header(), "vendor=1");
+    }
+
+    #[test]
+    fn writes_the_w3c_text_it_reads() {
+        for header in [
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00",
+        ] {
+            let ctx = TraceContext::parse(header, None);
+            assert_eq!(
+                ctx.as_ref().map(TraceContext::traceparent).as_deref(),
+                Some(header)
+            );
+            assert_eq!(
+                ctx.map(|c| (c.trace_id(), c.span_id())),
+                Some((header[3..35].to_owned(), header[36..52].to_owned()))
+            );
+        }
     }
 
     #[test]

@@ -6,6 +6,8 @@
 #   VARIANTS="TOKIO_WORKER_THREADS=2;TOKIO_WORKER_THREADS=1" PUBLISHER=0 tests/load/gateway-levers.sh
 #   ROUNDS=1 CHANNELS=8 PUBLISHER=0 PERF=dwarf tests/load/gateway-levers.sh   # where the gateway's CPU goes
 #   BODIES=livetip ...                                 # LiveTip bodies only (one work queue), as gateway-bench's headline
+#   RATE=2000 VARIANTS="TOKIO_WORKER_THREADS=2;TOKIO_WORKER_THREADS=1" tests/load/gateway-levers.sh
+#                                                      # the fixed-rate tail instead of saturation
 #
 # Each round runs, one after the other on the local broker:
 #   - the gateway at saturation (wrk, 64 connections, the bench's mixed Pluggy/LiveTip
@@ -18,6 +20,11 @@
 # Prints req/s or msg/s (the gateway's with wrk's p99), CPU microseconds per message of
 # the process measured and of the broker, and for the gateway how many TCP data segments it sent the broker per
 # message (1.0: every publish went out alone; lower: publishes shared a segment).
+# RATE=<n> measures the fixed-rate tail instead (issue 16's second latency target): each
+# variant serves LiveTip bodies from bench-open-loop at n requests/s for SECONDS_EACH,
+# and each round ends with the bare publisher's own confirm latency at the same rate
+# (topic exchange, envelope headers: the target's baseline), so that every ratio
+# compares figures of one round.
 # PERF=dwarf (as in drain-profile.sh) records each gateway run with call graphs for 4 s
 # from its third second (perf record --call-graph dwarf, the gateway alone; needs
 # SECONDS_EACH >= 8). Files: tests/load/out/perf-gateway-<round>-<n>.data, n counting
@@ -38,6 +45,7 @@ AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
 broker_pid() { pgrep -u rabbitmq -o beam.smp; }
 us() { python3 -c "print(round(($2 - $1) / $(getconf CLK_TCK) * 1e6 / max($3, 1)))"; } # ticks0 ticks1 n
 
+printf '%s' "$LIVETIP_BODY" > "$OUT/livetip.json"
 if [ "${BODIES:-mixed}" = livetip ]; then write_livetip_lua "$OUT/levers.lua"; else write_mixed_lua "$OUT/levers.lua"; fi
 PROFILES=0
 if [ "${PERF:-}" = dwarf ]; then
@@ -54,6 +62,10 @@ io_writes() {
 }
 AMQP_PORT=$(sed -E 's#.*:([0-9]+)/.*#\1#' <<<"$AMQP_URL")
 
+profile_done() { # profiler pid, profile path
+  [ -z "$1" ] || wait "$1" || echo "  perf record failed: see $2.log" >&2
+}
+
 gateway_round() { # round, "NAME=value ..." for the gateway's environment
   local round=$1; shift
   # shellcheck disable=SC2086 # one word per setting
@@ -69,13 +81,25 @@ gateway_round() { # round, "NAME=value ..." for the gateway's environment
       -o "$profile.data" -- sleep 4 > "$profile.log" 2>&1) &
     profiler=$!
   fi
+  if [ -n "${RATE:-}" ]; then
+    "$BIN/bench-open-loop" --url "http://$GW_ADDR/webhook" --rate "$RATE" --seconds "$SECONDS_EACH" \
+      --body-file "$OUT/livetip.json" --header 'Content-Type: application/json' \
+      --header "X-Livetip-Webhook-Secret-Token: $TOKEN" > "$OUT/levers-open-loop.txt"
+    g1=$(cpu_ticks "$gw"); b1=$(cpu_ticks "$(broker_pid)")
+    profile_done "$profiler" "$profile"
+    kill "$gw"; wait "$gw" 2>/dev/null || true
+    "$BIN/bench-broker-ceiling" --url "$AMQP_URL" --delete-topology "$PREFIX"
+    n=$(sed -nE 's/.*requests=([0-9]+).*/\1/p' "$OUT/levers-open-loop.txt")
+    printf '  %-34s %s  cpu_us gateway/broker %s/%s\n' "gateway, $1" \
+      "$(sed -nE 's/.*requests=([0-9]+) failed=([0-9]+) dropped=([0-9]+) late=([0-9]+) p50=([0-9.]+)ms p99=([0-9.]+)ms p99\.9=([0-9.]+)ms.*/p50 \5 ms  p99 \6 ms  p99.9 \7 ms  failed \2 dropped \3 late \4/p' "$OUT/levers-open-loop.txt")" \
+      "$(us "$g0" "$g1" "$n")" "$(us "$b0" "$b1" "$n")"
+    return
+  fi
   wrk -t2 -c64 -d"${SECONDS_EACH}s" --latency -s "$OUT/levers.lua" "http://$GW_ADDR" > "$OUT/levers-wrk.txt"
   g1=$(cpu_ticks "$gw"); b1=$(cpu_ticks "$(broker_pid)"); w1=$(io_writes "$gw")
   local p99
   read -r rate p99 n < <(wrk_summary "$OUT/levers-wrk.txt" | awk '{print $1, $3, $5}')
-  if [ -n "$profiler" ]; then
-    wait "$profiler" || echo "  perf record failed: see $profile.log" >&2
-  fi
+  profile_done "$profiler" "$profile"
   kill "$gw"; wait "$gw" 2>/dev/null || true
   "$BIN/bench-broker-ceiling" --url "$AMQP_URL" --delete-topology "$PREFIX"
   printf '  %-34s %7s /s  p99 %6s ms  cpu_us gateway/broker %s/%s  segments to the broker per msg %s\n' "gateway, $1" "$rate" "$p99" \
@@ -99,6 +123,11 @@ for round in $(seq "$ROUNDS"); do
   echo "round $round"
   IFS=';' read -ra variants <<<"$VARIANTS"
   for v in "${variants[@]}"; do [ -z "$v" ] || gateway_round "$round" "$v"; done
+  if [ -n "${RATE:-}" ]; then
+    line=$("$BIN/bench-broker-ceiling" --url "$AMQP_URL" --rate "$RATE" --seconds "$SECONDS_EACH" --topic --envelope-headers 2>/dev/null | grep '^broker-')
+    printf '  %-34s %s\n' "publisher alone, confirm latency" "$(grep -oE 'p50=[0-9.]+ms p99=[0-9.]+ms( p99\.9=[0-9.]+ms)?' <<<"$line")"
+    continue
+  fi
   [ "$PUBLISHER" = 1 ] || continue
   ceiling_round "publisher, default exchange"
   ceiling_round "publisher, topic exchange" --topic

@@ -128,7 +128,8 @@ async fn serve(
 ) -> Response<Full<Bytes>> {
     let ctx = ctx.clone();
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    // A handle on the request's own bytes: the path is copied only for a rejection's record.
+    let uri = request.uri().clone();
     tracing::Span::current().record("request_id", tracing::field::display(ctx.request_id));
     let outcome = match route {
         None => Err(ApiError::NotFound),
@@ -160,7 +161,7 @@ async fn serve(
                 // sink; this one is for debugging only.
                 tracing::debug!(
                     request_id = %ctx.request_id,
-                    %path,
+                    path = uri.path(),
                     status = error.status().as_u16(),
                     reason = %error.reason(),
                     client_ip = %ctx.client_ip,
@@ -171,7 +172,7 @@ async fn serve(
                         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                     provider,
                     method: method.to_string(),
-                    path: path.clone(),
+                    path: uri.path().to_owned(),
                     status: error.status().as_u16(),
                     reason: error.reason(),
                     kind: error.metric_reason(),
@@ -192,7 +193,8 @@ async fn serve(
 /// Headers every response carries, and HEAD's empty body.
 pub fn finish(ctx: &RequestContext, method: &Method, response: &mut Response<Full<Bytes>>) {
     let headers = response.headers_mut();
-    if let Ok(id) = HeaderValue::from_str(&ctx.request_id.to_string()) {
+    let mut text = uuid::Uuid::encode_buffer();
+    if let Ok(id) = HeaderValue::from_str(ctx.request_id.hyphenated().encode_lower(&mut text)) {
         headers.insert("x-request-id", id);
     }
     if let Ok(id) = HeaderValue::from_str(&ctx.trace.trace_id()) {

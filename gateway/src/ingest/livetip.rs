@@ -5,7 +5,7 @@ use chrono::{SecondsFormat, Utc};
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use serde_json::json;
+use serde::Serialize;
 use shared::payload::livetip;
 use shared::provider::Provider;
 
@@ -58,14 +58,27 @@ pub async fn accept(
     // needs to know it may stop retrying, not that the worker already ran.
     Ok(json_response(
         StatusCode::OK,
-        &json!({
-            "success": true,
-            "received": true,
-            "event": event.event,
-            "paymentId": payment_id,
-            "processed": true,
-            "processingTime": format!("{}ms", ctx.started.elapsed().as_millis()),
-            "timestamp": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-        }),
+        &Accepted {
+            success: true,
+            received: true,
+            event: &event.event,
+            payment_id: &payment_id,
+            processed: true,
+            processing_time: format!("{}ms", ctx.started.elapsed().as_millis()),
+            timestamp: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        },
     ))
+}
+
+/// The specification's success body, in its field order.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Accepted<'a> {
+    success: bool,
+    received: bool,
+    event: &'a str,
+    payment_id: &'a str,
+    processed: bool,
+    processing_time: String,
+    timestamp: String,
 }

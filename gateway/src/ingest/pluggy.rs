@@ -4,7 +4,7 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use serde_json::json;
+use serde::Serialize;
 use shared::payload::pluggy::parse_head;
 use shared::provider::Provider;
 
@@ -63,21 +63,33 @@ pub async fn handle(
     {
         return Err(ApiError::ForeignClient);
     }
-    let answer = json!({
-        "received": true,
-        "event": head.event,
-        "eventId": head.event_id,
-        "requestId": ctx.request_id.to_string(),
-    });
     enqueue(
         state,
         ctx,
         Provider::Pluggy,
-        head.event,
-        head.event_id,
+        head.event.clone(),
+        head.event_id.clone(),
         &parts.headers,
         body,
     )
     .await?;
-    Ok(json_response(StatusCode::OK, &answer))
+    Ok(json_response(
+        StatusCode::OK,
+        &Accepted {
+            received: true,
+            event: &head.event,
+            event_id: head.event_id.as_deref(),
+            request_id: ctx.request_id,
+        },
+    ))
+}
+
+/// What Pluggy is answered once its event is queued.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Accepted<'a> {
+    received: bool,
+    event: &'a str,
+    event_id: Option<&'a str>,
+    request_id: uuid::Uuid,
 }

@@ -23,110 +23,102 @@ impl PayloadError {
 ///
 /// JSON readers disagree on a duplicate key (first wins, last wins, error), so a signed
 /// body with one could mean one thing to us and another to whoever reads it after us:
-/// refused.
+/// refused. One pass does both jobs: the check runs as each object is built, against
+/// the keys already in it, because this runs on every request the gateway accepts.
 pub(crate) fn json_object(
     body: &[u8],
 ) -> Result<serde_json::Map<String, serde_json::Value>, PayloadError> {
-    let map = match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(serde_json::Value::Object(map)) => map,
-        Ok(_) => return Err(PayloadError::new("body must be a JSON object")),
-        Err(e) => return Err(PayloadError::new(format!("body is not valid JSON: {e}"))),
-    };
-    serde_json::from_slice::<unique_keys::UniqueKeys>(body)
-        .map_err(|e| PayloadError::new(format!("body has {e}")))?;
-    Ok(map)
+    match serde_json::from_slice::<unique_keys::UniqueValue>(body) {
+        Ok(unique_keys::UniqueValue(serde_json::Value::Object(map))) => Ok(map),
+        Ok(_) => Err(PayloadError::new("body must be a JSON object")),
+        Err(e) if e.is_data() => Err(PayloadError::new(format!("body has {e}"))),
+        Err(e) => Err(PayloadError::new(format!("body is not valid JSON: {e}"))),
+    }
 }
 
-/// A second pass over a JSON document that fails on the first object key seen twice.
-/// Keys are borrowed from the body where they hold no escape: the pass allocates a set
-/// per object, not a string per key (it runs on every request the gateway accepts).
+/// A JSON value read like `serde_json::Value`, except that an object with a key twice
+/// is an error (the only data error it raises: it accepts every JSON type).
 mod unique_keys {
-    use std::borrow::Cow;
-    use std::collections::HashSet;
     use std::fmt;
+    use std::str::FromStr;
 
     use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+    use serde_json::{Map, Number, Value};
 
-    pub(super) struct UniqueKeys;
+    /// With `arbitrary_precision` (which keeps amounts exact), serde_json hands a number
+    /// to a visitor as a one-entry map under this key, holding the number's text; its own
+    /// `Value` reads it the same way. Should serde_json ever rename it, numbers would
+    /// arrive as objects and `numbers_keep_their_exact_text` fails.
+    const NUMBER_TOKEN: &str = "$serde_json::private::Number";
 
-    impl<'de> Deserialize<'de> for UniqueKeys {
+    pub(super) struct UniqueValue(pub(super) Value);
+
+    impl<'de> Deserialize<'de> for UniqueValue {
         fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-            deserializer.deserialize_any(Walk)
+            deserializer.deserialize_any(Build).map(UniqueValue)
         }
     }
 
-    struct Walk;
+    struct Build;
 
-    impl<'de> Visitor<'de> for Walk {
-        type Value = UniqueKeys;
+    impl<'de> Visitor<'de> for Build {
+        type Value = Value;
 
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("any JSON value")
         }
 
-        fn visit_bool<E>(self, _: bool) -> Result<UniqueKeys, E> {
-            Ok(UniqueKeys)
+        fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+            Ok(Value::Bool(b))
         }
-        fn visit_i64<E>(self, _: i64) -> Result<UniqueKeys, E> {
-            Ok(UniqueKeys)
+        fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
+            Ok(Value::Number(n.into()))
         }
-        fn visit_u64<E>(self, _: u64) -> Result<UniqueKeys, E> {
-            Ok(UniqueKeys)
+        fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
+            Ok(Value::Number(n.into()))
         }
-        fn visit_f64<E>(self, _: f64) -> Result<UniqueKeys, E> {
-            Ok(UniqueKeys)
+        fn visit_f64<E>(self, n: f64) -> Result<Value, E> {
+            Ok(Number::from_f64(n).map_or(Value::Null, Value::Number))
         }
-        fn visit_str<E>(self, _: &str) -> Result<UniqueKeys, E> {
-            Ok(UniqueKeys)
+        fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+            Ok(Value::String(s.to_owned()))
         }
-        fn visit_unit<E>(self) -> Result<UniqueKeys, E> {
-            Ok(UniqueKeys)
+        fn visit_string<E>(self, s: String) -> Result<Value, E> {
+            Ok(Value::String(s))
         }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<UniqueKeys, A::Error> {
-            while seq.next_element::<UniqueKeys>()?.is_some() {}
-            Ok(UniqueKeys)
+        fn visit_unit<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
         }
 
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UniqueKeys, A::Error> {
-            let mut seen = HashSet::new();
-            while let Some(Key(key)) = map.next_key()? {
-                if seen.contains(&key) {
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+            while let Some(UniqueValue(item)) = seq.next_element()? {
+                items.push(item);
+            }
+            Ok(Value::Array(items))
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let Some(first) = map.next_key::<String>()? else {
+                return Ok(Value::Object(Map::new()));
+            };
+            if first == NUMBER_TOKEN {
+                let text: String = map.next_value()?;
+                return Number::from_str(&text)
+                    .map(Value::Number)
+                    .map_err(de::Error::custom);
+            }
+            let mut object = Map::new();
+            let UniqueValue(value) = map.next_value()?;
+            object.insert(first, value);
+            while let Some(key) = map.next_key::<String>()? {
+                if object.contains_key(&key) {
                     return Err(de::Error::custom(format!("the key {key:?} twice")));
                 }
-                seen.insert(key);
-                map.next_value::<UniqueKeys>()?;
+                let UniqueValue(value) = map.next_value()?;
+                object.insert(key, value);
             }
-            Ok(UniqueKeys)
-        }
-    }
-
-    /// An object key, borrowed from the body unless it had to be unescaped.
-    struct Key<'de>(Cow<'de, str>);
-
-    impl<'de> Deserialize<'de> for Key<'de> {
-        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-            deserializer.deserialize_str(KeyText)
-        }
-    }
-
-    struct KeyText;
-
-    impl<'de> Visitor<'de> for KeyText {
-        type Value = Key<'de>;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("an object key")
-        }
-
-        fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Key<'de>, E> {
-            Ok(Key(Cow::Borrowed(key)))
-        }
-        fn visit_str<E>(self, key: &str) -> Result<Key<'de>, E> {
-            Ok(Key(Cow::Owned(key.to_owned())))
-        }
-        fn visit_string<E>(self, key: String) -> Result<Key<'de>, E> {
-            Ok(Key(Cow::Owned(key)))
+            Ok(Value::Object(object))
         }
     }
 }
@@ -162,6 +154,42 @@ mod tests {
         assert!(
             json_object(br#"{"a":1,"b":{"a":1.000000000000000000001},"c":[{"a":1},{"a":2}]}"#)
                 .is_ok()
+        );
+    }
+
+    #[test]
+    fn reads_every_value_as_serde_json_does() {
+        let body = br#"{"s":"t\u00e9","n":null,"b":true,"i":-7,"u":18446744073709551615,
+            "f":25.50,"e":1e400,"a":[1,"x",{"k":[]}],"o":{},"l":[]}"#;
+        let ours = json_object(body).map(serde_json::Value::Object);
+        assert_eq!(ours, Ok(serde_json::from_slice(body).unwrap_or_default()));
+    }
+
+    #[test]
+    fn numbers_keep_their_exact_text() {
+        let map = json_object(br#"{"amount":25.50,"big":123456789012345678901234567890.000001}"#);
+        let text = |key: &str| {
+            map.as_ref()
+                .ok()
+                .and_then(|m| m.get(key))
+                .and_then(|v| v.as_number())
+                .map(ToString::to_string)
+        };
+        assert_eq!(text("amount").as_deref(), Some("25.50"));
+        assert_eq!(
+            text("big").as_deref(),
+            Some("123456789012345678901234567890.000001")
+        );
+    }
+
+    #[test]
+    fn says_which_of_the_two_it_is() {
+        let reason = |body: &[u8]| json_object(body).map(|_| ()).map_err(|e| e.0);
+        assert!(reason(b"{\"a\":").is_err_and(|e| e.starts_with("body is not valid JSON: ")));
+        assert!(reason(b"[1]").is_err_and(|e| e == "body must be a JSON object"));
+        assert!(
+            reason(br#"{"a":{"b":1,"b":2}}"#)
+                .is_err_and(|e| e.starts_with("body has the key \"b\" twice"))
         );
     }
 }

@@ -21,9 +21,11 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-/// A span's fields as JSON values, kept in the span's extensions.
+/// A span's fields as JSON values, kept in the span's extensions. Recorded for every
+/// span but read only when a line is logged inside one, so they are kept cheaply: the
+/// names are the callsite's static ones, in a short list rather than a map.
 #[derive(Debug, Default)]
-struct SpanFields(Map<String, Value>);
+struct SpanFields(Vec<(&'static str, Value)>);
 
 /// The subscriber, seen weakly: the OpenTelemetry ids of a span are read through it.
 type SharedDispatch = Arc<OnceLock<WeakDispatch>>;
@@ -101,9 +103,7 @@ where
             for span in scope.from_root() {
                 if let Some(fields) = span.extensions().get::<SpanFields>() {
                     for (key, value) in &fields.0 {
-                        if !key.starts_with("otel.") {
-                            line.insert(key.clone(), value.clone());
-                        }
+                        line.insert((*key).to_owned(), value.clone());
                     }
                 }
                 leaf = Some(span);
@@ -123,34 +123,66 @@ where
                 }
             }
         }
-        event.record(&mut Visitor(&mut line));
+        let mut own = Vec::new();
+        event.record(&mut Visitor(&mut own));
+        line.extend(own.into_iter().map(|(key, value)| (key.to_owned(), value)));
         writeln!(writer, "{}", Value::Object(line))
     }
 }
 
-struct Visitor<'a>(&'a mut Map<String, Value>);
+/// The fmt layer's span-field text, which it renders for every span it sees: the JSON
+/// lines read [`SpanFields`] instead, so nothing is rendered (measured: the text alone
+/// cost the gateway several microseconds a request, see BENCHMARKS.md).
+#[derive(Debug)]
+pub struct NoText;
+
+impl<'writer> FormatFields<'writer> for NoText {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        _writer: Writer<'writer>,
+        _fields: R,
+    ) -> fmt::Result {
+        Ok(())
+    }
+}
+
+/// Collects fields by name; a field recorded again replaces its value. `otel.*` fields
+/// are instructions to the OpenTelemetry layer, not log content, and are never kept.
+struct Visitor<'a>(&'a mut Vec<(&'static str, Value)>);
+
+impl Visitor<'_> {
+    fn put(&mut self, field: &Field, value: impl FnOnce() -> Value) {
+        let name = field.name();
+        if name.starts_with("otel.") {
+            return;
+        }
+        match self.0.iter_mut().find(|(kept, _)| *kept == name) {
+            Some((_, slot)) => *slot = value(),
+            None => self.0.push((name, value())),
+        }
+    }
+}
 
 impl Visit for Visitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().into(), value.into());
+        self.put(field, || value.into());
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().into(), value.into());
+        self.put(field, || value.into());
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().into(), value.into());
+        self.put(field, || value.into());
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().into(), value.into());
+        self.put(field, || value.into());
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.insert(field.name().into(), value.into());
+        self.put(field, || value.into());
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.0.insert(field.name().into(), value.to_string().into());
+        self.put(field, || value.to_string().into());
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0
-            .insert(field.name().into(), format!("{value:?}").into());
+        self.put(field, || format!("{value:?}").into());
     }
 }

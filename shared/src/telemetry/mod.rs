@@ -150,6 +150,7 @@ pub fn init(format: LogFormat, service_name: &'static str) -> Telemetry {
                 .with(
                     tracing_subscriber::fmt::layer()
                         .with_writer(std::io::stderr)
+                        .fmt_fields(json::NoText)
                         .event_format(lines),
                 )
                 .try_init()
