@@ -90,6 +90,7 @@ gateway_round() { # round, "NAME=value ..." for the gateway's environment
     kill "$gw"; wait "$gw" 2>/dev/null || true
     "$BIN/bench-broker-ceiling" --url "$AMQP_URL" --delete-topology "$PREFIX"
     n=$(sed -nE 's/.*requests=([0-9]+).*/\1/p' "$OUT/levers-open-loop.txt")
+    [ -n "$n" ] || { echo "  bench-open-loop printed no figures: see $OUT/levers-open-loop.txt" >&2; exit 1; }
     printf '  %-34s %s  cpu_us gateway/broker %s/%s\n' "gateway, $1" \
       "$(sed -nE 's/.*requests=([0-9]+) failed=([0-9]+) dropped=([0-9]+) late=([0-9]+) p50=([0-9.]+)ms p99=([0-9.]+)ms p99\.9=([0-9.]+)ms.*/p50 \5 ms  p99 \6 ms  p99.9 \7 ms  failed \2 dropped \3 late \4/p' "$OUT/levers-open-loop.txt")" \
       "$(us "$g0" "$g1" "$n")" "$(us "$b0" "$b1" "$n")"
@@ -124,7 +125,8 @@ for round in $(seq "$ROUNDS"); do
   IFS=';' read -ra variants <<<"$VARIANTS"
   for v in "${variants[@]}"; do [ -z "$v" ] || gateway_round "$round" "$v"; done
   if [ -n "${RATE:-}" ]; then
-    line=$("$BIN/bench-broker-ceiling" --url "$AMQP_URL" --rate "$RATE" --seconds "$SECONDS_EACH" --topic --envelope-headers 2>/dev/null | grep '^broker-')
+    line=$("$BIN/bench-broker-ceiling" --url "$AMQP_URL" --rate "$RATE" --seconds "$SECONDS_EACH" --topic --envelope-headers | grep '^broker-') ||
+      { echo "  the publisher's fixed-rate run printed no figures" >&2; exit 1; }
     printf '  %-34s %s\n' "publisher alone, confirm latency" "$(grep -oE 'p50=[0-9.]+ms p99=[0-9.]+ms( p99\.9=[0-9.]+ms)?' <<<"$line")"
     continue
   fi

@@ -161,7 +161,7 @@ async fn serve(
                 // sink; this one is for debugging only.
                 tracing::debug!(
                     request_id = %ctx.request_id,
-                    path = uri.path(),
+                    path = %uri.path(),
                     status = error.status().as_u16(),
                     reason = %error.reason(),
                     client_ip = %ctx.client_ip,

@@ -24,7 +24,9 @@ impl PayloadError {
 /// JSON readers disagree on a duplicate key (first wins, last wins, error), so a signed
 /// body with one could mean one thing to us and another to whoever reads it after us:
 /// refused. One pass does both jobs: the check runs as each object is built, against
-/// the keys already in it, because this runs on every request the gateway accepts.
+/// the keys already in it, because this runs on every request the gateway accepts. A
+/// body with both a repeated key and a later syntax error is refused for whichever
+/// comes first.
 pub(crate) fn json_object(
     body: &[u8],
 ) -> Result<serde_json::Map<String, serde_json::Value>, PayloadError> {
@@ -36,13 +38,16 @@ pub(crate) fn json_object(
     }
 }
 
-/// A JSON value read like `serde_json::Value`, except that an object with a key twice
-/// is an error (the only data error it raises: it accepts every JSON type).
+/// A JSON value read like `serde_json::Value`, except that an object with a key twice,
+/// or with one of serde_json's private keys, is an error (the only data errors it
+/// raises: it accepts every JSON type).
 mod unique_keys {
+    use std::borrow::Cow;
     use std::fmt;
     use std::str::FromStr;
 
     use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+    use serde_json::map::Entry;
     use serde_json::{Map, Number, Value};
 
     /// With `arbitrary_precision` (which keeps amounts exact), serde_json hands a number
@@ -50,6 +55,12 @@ mod unique_keys {
     /// `Value` reads it the same way. Should serde_json ever rename it, numbers would
     /// arrive as objects and `numbers_keep_their_exact_text` fails.
     const NUMBER_TOKEN: &str = "$serde_json::private::Number";
+
+    /// serde_json's other private keys: with its `raw_value` feature (which the database
+    /// driver turns on), its `Value` parses a string under `...::RawValue` as JSON, so the
+    /// worker would read such an object as something else than what we checked. No
+    /// provider sends these keys; a body with one is refused.
+    const RESERVED: &str = "$serde_json::private::";
 
     pub(super) struct UniqueValue(pub(super) Value);
 
@@ -99,7 +110,7 @@ mod unique_keys {
         }
 
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-            let Some(first) = map.next_key::<String>()? else {
+            let Some(Key(first)) = map.next_key()? else {
                 return Ok(Value::Object(Map::new()));
             };
             if first == NUMBER_TOKEN {
@@ -109,16 +120,56 @@ mod unique_keys {
                     .map_err(de::Error::custom);
             }
             let mut object = Map::new();
-            let UniqueValue(value) = map.next_value()?;
-            object.insert(first, value);
-            while let Some(key) = map.next_key::<String>()? {
-                if object.contains_key(&key) {
-                    return Err(de::Error::custom(format!("the key {key:?} twice")));
+            let mut key = Some(first);
+            while let Some(name) = key {
+                if name.starts_with(RESERVED) {
+                    return Err(de::Error::custom(format!("the reserved key {name:?}")));
                 }
-                let UniqueValue(value) = map.next_value()?;
-                object.insert(key, value);
+                match object.entry(name) {
+                    Entry::Occupied(taken) => {
+                        return Err(de::Error::custom(format!(
+                            "the key {:?} twice",
+                            taken.key()
+                        )));
+                    }
+                    Entry::Vacant(slot) => {
+                        let UniqueValue(value) = map.next_value()?;
+                        slot.insert(value);
+                    }
+                }
+                key = map.next_key::<Key<'de>>()?.map(|Key(name)| name);
             }
             Ok(Value::Object(object))
+        }
+    }
+
+    /// An object key, borrowed from the body unless it had to be unescaped: most keys
+    /// are compared with the number token and copied once, into the map.
+    struct Key<'de>(Cow<'de, str>);
+
+    impl<'de> Deserialize<'de> for Key<'de> {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_str(KeyText)
+        }
+    }
+
+    struct KeyText;
+
+    impl<'de> Visitor<'de> for KeyText {
+        type Value = Key<'de>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object key")
+        }
+
+        fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Key<'de>, E> {
+            Ok(Key(Cow::Borrowed(key)))
+        }
+        fn visit_str<E>(self, key: &str) -> Result<Key<'de>, E> {
+            Ok(Key(Cow::Owned(key.to_owned())))
+        }
+        fn visit_string<E>(self, key: String) -> Result<Key<'de>, E> {
+            Ok(Key(Cow::Owned(key)))
         }
     }
 }
@@ -191,5 +242,26 @@ mod tests {
             reason(br#"{"a":{"b":1,"b":2}}"#)
                 .is_err_and(|e| e.starts_with("body has the key \"b\" twice"))
         );
+    }
+
+    /// serde_json's `Value` (which the worker reads Pluggy bodies with) parses a string
+    /// under its raw-value key as JSON: `itemId` would be an object to us and a string to
+    /// it, past every bound we check.
+    #[test]
+    fn serde_jsons_private_keys_are_refused() {
+        for body in [
+            br#"{"event":"item/updated","itemId":{"$serde_json::private::RawValue":"\"i\""}}"#
+                .as_slice(),
+            br#"{"a":1,"$serde_json::private::Number":"2"}"#,
+        ] {
+            let refused = json_object(body).map(|_| ()).map_err(|e| e.0);
+            assert!(
+                refused
+                    .as_ref()
+                    .is_err_and(|e| e.starts_with("body has the reserved key")),
+                "{}: {refused:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
     }
 }
