@@ -31,6 +31,13 @@ const STORED_IDS: &[(&str, usize)] = &[
 /// Parses the head of a Pluggy payload: a JSON object with a string `event`, and every
 /// field the worker stores within its bound (unknown fields are accepted as they are).
 pub fn parse_head(body: &[u8]) -> Result<PluggyHead, PayloadError> {
+    parse(body).map(|(head, _)| head)
+}
+
+/// The head and the whole payload as one reading of the body: the worker handles the
+/// very value whose fields the gateway checked, never a second parse that could read
+/// them otherwise.
+pub fn parse(body: &[u8]) -> Result<(PluggyHead, serde_json::Value), PayloadError> {
     let map = json_object(body)?;
     let event = match map.get("event") {
         Some(serde_json::Value::String(e)) => {
@@ -61,13 +68,14 @@ pub fn parse_head(body: &[u8]) -> Result<PluggyHead, PayloadError> {
     if let Some(error) = map.get("error") {
         bounds::no_nul(error).map_err(|e| PayloadError::new(format!("error: {}", e.0)))?;
     }
-    Ok(PluggyHead {
+    let head = PluggyHead {
         event,
         event_id: id_like(map.get("eventId")),
         client_id: id_like(map.get("clientId")),
         item_id: id_like(map.get("itemId")),
         account_id: id_like(map.get("accountId")),
-    })
+    };
+    Ok((head, serde_json::Value::Object(map)))
 }
 
 #[cfg(test)]
@@ -92,6 +100,16 @@ mod tests {
         // `id` names the entity (a connector, an item), never the event.
         let entity = parse_head(br#"{"event":"connector/status_updated","id":"c1"}"#);
         assert_eq!(entity.map(|h| h.event_id), Ok(None));
+    }
+
+    #[test]
+    fn the_payload_is_the_reading_the_head_was_checked_on() {
+        let body = br#"{"event":"transactions/created","itemId":"i","data":{"n":1.10}}"#;
+        let (head, payload) = parse(body)
+            .map_err(|e| e.0)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(head.item_id.as_deref(), payload["itemId"].as_str());
+        assert_eq!(payload["data"]["n"].to_string(), "1.10");
     }
 
     #[test]

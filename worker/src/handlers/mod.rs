@@ -99,9 +99,7 @@ pub async fn prepare(
 ) -> Result<Prepared, WorkerError> {
     match envelope.provider {
         Provider::Pluggy => {
-            let head = parse_head(&envelope.body)?;
-            let payload: serde_json::Value = serde_json::from_slice(&envelope.body)
-                .map_err(|e| shared::payload::PayloadError(e.to_string()))?;
+            let (head, payload) = shared::payload::pluggy::parse(&envelope.body)?;
             let plan =
                 pluggy::prepare::prepare(db, pluggy, &head.event, &payload, envelope.received_at)
                     .await?;
