@@ -455,45 +455,30 @@ async fn a_queue_an_operator_binds_to_one_events_key_gets_that_event_and_no_rout
         .unwrap();
     tap(&channel, &pending_tap, &patterns, "*.payment_pending").await;
     assert_eq!(livetip(gw.addr, "tapped").await.status, 200);
-    let pending = json!({"event": "payment_pending", "payment": {"sender": "s", "amount": 5, "paymentId": "pending", "paid": false}});
-    let answered = post(
+    hookwire_tests::livetip::livetip_event(
         gw.addr,
-        "/webhook",
-        &[
-            ("content-type", "application/json"),
-            ("x-livetip-webhook-secret-token", LIVETIP_TOKEN),
-        ],
-        pending.to_string(),
+        "payment_pending",
+        json!({"sender": "s", "amount": 5, "paymentId": "pending", "paid": false}),
     )
     .await;
-    assert_eq!(answered.status, 200);
 
     let work = take(&gw.queue(Provider::LiveTip), 2).await;
     let confirmed_only = take(&taps[0].0, 1).await;
     let every_livetip = take(&taps[1].0, 2).await;
-    let mut keys: Vec<_> = work.iter().map(|m| m.routing_key.as_str()).collect();
-    keys.sort_unstable();
+    let keys = |taken: &[hookwire_tests::broker::Taken]| -> Vec<String> {
+        taken.iter().map(|m| m.routing_key.clone()).collect()
+    };
+    let mut work_keys = keys(&work);
+    work_keys.sort_unstable();
     assert_eq!(
-        keys,
+        work_keys,
         ["livetip.payment_confirmed", "livetip.payment_pending"],
         "the work queue gets both, under their own keys"
     );
     assert_eq!(every_livetip.len(), 2);
-    assert_eq!(
-        confirmed_only
-            .iter()
-            .map(|m| m.routing_key.as_str())
-            .collect::<Vec<_>>(),
-        ["livetip.payment_confirmed"]
-    );
+    assert_eq!(keys(&confirmed_only), ["livetip.payment_confirmed"]);
     let pending_only = take(&pending_tap, 1).await;
-    assert_eq!(
-        pending_only
-            .iter()
-            .map(|m| m.routing_key.as_str())
-            .collect::<Vec<_>>(),
-        ["livetip.payment_pending"]
-    );
+    assert_eq!(keys(&pending_only), ["livetip.payment_pending"]);
     // Nothing more arrives on the single-event taps (routing is over once confirmed).
     assert_eq!(hookwire_tests::broker::ready_messages(&taps[0].0).await, 0);
     assert_eq!(
